@@ -1,0 +1,42 @@
+"""The data layer: readers, transforms, projections, the phantom, prepared datasets.
+
+Names are imported lazily so that numpy-only users (and ``xprospect --help``)
+do not pay for importing TensorFlow.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "Volume": "volume",
+    "canonical_affine": "volume",
+    "reorient_to_canonical": "volume",
+    "read_volume": "readers",
+    "read_xray": "readers",
+    "chexpert_pairs": "chexpert",
+    "hu_window": "transforms",
+    "resample_isotropic": "transforms",
+    "crop_or_pad_cube": "transforms",
+    "resize_volume": "transforms",
+    "prepare_volume": "transforms",
+    "mean_projections": "projection",
+    "drr": "projection",
+    "back_projection": "projection",
+    "chest_phantom": "phantom",
+    "phantom_volume": "phantom",
+    "write_prepared": "prepared",
+    "load_prepared": "prepared",
+    "read_manifest": "prepared",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'xprospect_tf.data' has no attribute {name!r}")
+    module = importlib.import_module(f"xprospect_tf.data.{_EXPORTS[name]}")
+    return getattr(module, name)
+
+
+def __dir__():
+    return __all__
