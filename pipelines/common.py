@@ -1,0 +1,99 @@
+"""Wiring shared by the workflows: config resolution, datasets, run folders."""
+
+import logging
+import os
+import re
+
+from xprospect_tf.config import RunConfig, load_experiments
+from xprospect_tf.errors import ConfigError, InputError
+from xprospect_tf.files import write_json
+
+log = logging.getLogger("xprospect")
+
+
+def add_config_args(parser):
+    """The options every config-driven command shares."""
+    parser.add_argument("--preset", default="smoke", help="data/training preset (default: smoke)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override any experiment field, e.g. --set size=128 --set batch_size=2",
+    )
+    parser.add_argument("--experiments", default=None, help="experiments.yaml to read")
+    parser.add_argument(
+        "--data", default=None, metavar="DIR",
+        help="prepared dataset to use (default: data.source; phantoms are prepared under OUT/data)",
+    )
+    parser.add_argument("--eager", action="store_true", help="run_eagerly (debugging, tiny tests)")
+
+
+def slug(name):
+    """Folder name of a Table 1 row: '512-Dense MAE' -> '512-dense-mae'."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def resolve(args, row):
+    exp = load_experiments(args.experiments)
+    overrides = list(args.overrides)
+    if getattr(args, "strategy", None):
+        overrides.append(f"strategy={args.strategy}")
+    if getattr(args, "eager", False):
+        overrides.append("run_eagerly=true")
+    return exp.resolve(row, args.preset, overrides)
+
+
+def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
+    """Return the prepared dataset folder for ``data_cfg``, preparing phantoms if needed.
+
+    With ``source: phantom`` the phantoms are prepared (resumably: existing
+    cases are kept) into ``data_dir or default_dir``. Otherwise ``source`` (or
+    ``data_dir``) must be a prepared dataset whose size and window match.
+    """
+    from xprospect_tf.data.prepared import phantom_sources, read_manifest, write_prepared
+
+    if data_dir is None and data_cfg.source != "phantom":
+        data_dir = data_cfg.source
+    if data_dir is not None and os.path.exists(os.path.join(data_dir, "manifest.json")):
+        manifest = read_manifest(data_dir)
+        _check_matches(manifest, data_cfg, data_dir)
+        return data_dir
+    if data_cfg.source != "phantom":
+        raise InputError(
+            f"data.source = {data_cfg.source!r} is not a prepared dataset (no manifest.json); "
+            f"prepare it first: xprospect data prepare YOUR_CT_FILES --out {data_cfg.source} "
+            f"--size {data_cfg.size}"
+        )
+    out = data_dir or default_dir
+    write_prepared(
+        phantom_sources(data_cfg.count, data_cfg.phantom_seed), out, size=data_cfg.size,
+        window=data_cfg.window, fov_mm=data_cfg.fov_mm, test_fraction=data_cfg.test_fraction,
+        test_count=data_cfg.test_count, split_seed=data_cfg.split_seed,
+    )
+    return out
+
+
+def _check_matches(manifest, data_cfg, path):
+    if int(manifest["size"]) != data_cfg.size:
+        raise ConfigError(
+            f"{path}: prepared at size {manifest['size']} but the experiment asks for "
+            f"data.size = {data_cfg.size}; use --set size={manifest['size']} or prepare a new dataset"
+        )
+    if tuple(float(w) for w in manifest["window"]) != tuple(data_cfg.window):
+        raise ConfigError(
+            f"{path}: prepared with window {manifest['window']} but the experiment asks for "
+            f"{list(data_cfg.window)}; prepare a new dataset with --window"
+        )
+
+
+def write_config(run_dir, cfg: RunConfig):
+    os.makedirs(run_dir, exist_ok=True)
+    write_json(os.path.join(run_dir, "config.json"), cfg.to_dict())
+
+
+def read_run_config(run_dir):
+    import json
+
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(path):
+        raise InputError(f"{run_dir}: not a run folder (no config.json); train with xprospect train --out")
+    with open(path, encoding="utf-8") as f:
+        return RunConfig.from_dict(json.load(f), where=path)

@@ -1,0 +1,100 @@
+"""``xprospect table1``: train and evaluate every row on the same test cases; write Table 1.
+
+Outputs in ``--out DIR``: ``table1.md``, ``table1.csv``, ``results.json`` (all rows),
+``<row-slug>/`` per row (the layout of ``xprospect train --out``), the example
+axial slices (``<row-slug>/example_axial.png``, ``axial_examples.png``) and the 3D
+renderings of a prediction beside the ground truth (``figure4_renderings.png``).
+Rows whose folder already holds results for the same configuration are reused.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+from pipelines.common import add_config_args, ensure_dataset, log, resolve, slug
+from xprospect_tf.config import load_experiments
+from xprospect_tf.errors import ConfigError
+from xprospect_tf.files import write_json, write_text
+
+
+def register(sub):
+    p = sub.add_parser("table1", help="regenerate the paper's Table 1 (train + evaluate every row)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--rows", nargs="+", default=None, metavar="ROW",
+                   help="rows to run (default: all rows of experiments.yaml)")
+    p.add_argument("--retrain", action="store_true", help="ignore results already in --out")
+    add_config_args(p)
+    p.set_defaults(func=main)
+
+
+def main(args):
+    exp = load_experiments(args.experiments)
+    rows = args.rows or exp.row_names
+    unknown = [r for r in rows if r not in exp.rows]
+    if unknown:
+        raise ConfigError(f"--rows: unknown row(s) {unknown}; rows are: {', '.join(exp.row_names)}")
+    configs = [resolve(args, r) for r in rows]
+    data_cfgs = {c.data for c in configs}
+    if len(data_cfgs) > 1:
+        raise ConfigError("the selected rows use different data settings; Table 1 needs one test set")
+    t0 = time.perf_counter()
+    data_dir = ensure_dataset(configs[0].data, args.data, os.path.join(args.out, "data"))
+    log.info("dataset ready in %s (%.1f s)", data_dir, time.perf_counter() - t0)
+    results = [_run_or_reuse(cfg, args, data_dir) for cfg in configs]
+    write_table(results, args.out, data_dir)
+    log.info("Table 1 written to %s (%.1f s in all)", os.path.join(args.out, "table1.md"),
+             time.perf_counter() - t0)
+    return 0
+
+
+def _run_or_reuse(cfg, args, data_dir):
+    from pipelines.train import load_results, run_row
+    from xprospect_tf.data.prepared import read_manifest
+
+    run_dir = os.path.join(args.out, slug(cfg.row))
+    if not args.retrain and os.path.exists(os.path.join(run_dir, "results.json")):
+        old = load_results(run_dir)
+        if old.get("config") == json.loads(json.dumps(cfg.to_dict())):
+            log.info("%s: reusing %s", cfg.row, run_dir)
+            return old
+    log.info("%s: training in %s", cfg.row, run_dir)
+    test_ids = sorted(c["id"] for c in read_manifest(data_dir)["cases"] if c["split"] == "test")
+    return run_row(cfg, run_dir, data_dir, example_case=test_ids[0])
+
+
+def write_table(results, out, data_dir):
+    """Write table1.md/.csv, results.json and the figures from the rows' results."""
+    from xprospect_tf.data.prepared import load_case
+    from xprospect_tf.evaluation import renderings, tables
+
+    case_id = results[0]["example_case"]
+    truth = load_case(data_dir, case_id)["ct"]
+    preds = {}
+    for r in results:
+        run_dir = os.path.join(out, slug(r["row"]))
+        with np.load(os.path.join(run_dir, "example_prediction.npz")) as f:
+            preds[r["row"]] = f["prediction"]
+        png = os.path.join(run_dir, "example_axial.png")
+        renderings.save_figure(renderings.single_axial_figure(preds[r["row"]]), png)
+        r["example_image"] = os.path.relpath(png, out)
+    renderings.save_figure(
+        renderings.axial_figure({"Ground truth": truth, **preds}, title=f"test case {case_id}, axial mid-slice"),
+        os.path.join(out, "axial_examples.png"),
+    )
+    trained = [r for r in results if r["parameters"]]
+    best = min(trained or results, key=lambda r: r["summary"]["mse"][0])
+    renderings.save_figure(
+        renderings.rendering_figure({"Ground truth": truth, f"{best['row']} prediction": preds[best["row"]]},
+                                    title=f"3D renderings, test case {case_id}"),
+        os.path.join(out, "figure4_renderings.png"),
+    )
+    records = tables.table1_records(results)
+    header = (f"# Table 1 ({results[0]['preset']} preset)\n\n"
+              f"Test set: {len(results[0]['per_case'])} cases of {data_dir}; "
+              "MSE/PSNR/SSIM on volumes windowed to [0, 1]; mean ± std over test cases.\n\n")
+    write_text(os.path.join(out, "table1.md"), header + tables.to_markdown(records)
+               + "\n![axial examples](axial_examples.png)\n\n![3D renderings](figure4_renderings.png)\n")
+    write_text(os.path.join(out, "table1.csv"), tables.to_csv(records))
+    write_json(os.path.join(out, "results.json"), {"rows": results})

@@ -1,0 +1,165 @@
+"""``xprospect train``: train (or compute a baseline for) one Table 1 row, then evaluate it.
+
+Run folder layout (``--out DIR``)::
+
+    config.json              the resolved configuration
+    model.keras              the trained model (trained rows)
+    last.keras, backup/      checkpoint and BackupAndRestore state (resume after interruption)
+    history.csv, logs/       per-epoch CSV log and TensorBoard logs
+    results.json             test metrics per case and summary, parameters, training time
+    example_prediction.npz   the example test case's predicted volume (for figures)
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+
+import numpy as np
+
+from pipelines.common import add_config_args, ensure_dataset, log, resolve, write_config
+from xprospect_tf.files import atomic_path, write_json
+
+
+def register(sub):
+    p = sub.add_parser("train", help="train one experiments.yaml row and evaluate it on the test split")
+    p.add_argument("--row", required=True, help="row name, e.g. '512-Dense'")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--strategy", choices=("default", "mirrored"), default=None,
+                   help="distribution strategy (mirrored: all visible GPUs)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build the model, print the tensor-size/memory report, do not train")
+    add_config_args(p)
+    p.set_defaults(func=main)
+
+
+def main(args):
+    cfg = resolve(args, args.row)
+    if args.dry_run:
+        return dry_run(cfg)
+    data_dir = ensure_dataset(cfg.data, args.data, os.path.join(args.out, "data"))
+    results = run_row(cfg, args.out, data_dir)
+    s = results["summary"]
+    log.info("%s: test MSE %.5f +- %.5f, PSNR %.2f dB, SSIM %.3f", cfg.row, *s["mse"], s["psnr"][0], s["ssim"][0])
+    return 0
+
+
+def build_compiled_model(cfg, strategy=None):
+    """Build and compile the row's Keras model (under ``strategy.scope()`` if given)."""
+    import contextlib
+
+    from xprospect_tf.models.reconstruction import build_model
+    from xprospect_tf.training.losses import get_loss
+    from xprospect_tf.training.metrics import PSNR
+    from xprospect_tf.training.optimizers import get_optimizer
+
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    with scope:
+        model = build_model(cfg.model, cfg.data.size)
+        model.compile(
+            optimizer=get_optimizer(cfg.train.optimizer, cfg.train.learning_rate),
+            loss=get_loss(cfg.train.loss),
+            metrics=[PSNR(name="psnr")],
+            run_eagerly=cfg.train.run_eagerly,
+        )
+    return model
+
+
+def dry_run(cfg):
+    """Print the tensor-size and memory report; exit status 1 if a limit would be exceeded."""
+    from xprospect_tf.training.guard import tensor_size_report
+
+    model = build_compiled_model(cfg)
+    report = tensor_size_report(model, cfg.train.batch_size)
+    print(f"{cfg.row} ({cfg.preset}): {model.count_params():,} parameters, batch {cfg.train.batch_size}")
+    print(report.format())
+    violations = report.violations()
+    if violations:
+        print(f"would exceed TensorFlow's tensor-size limit in {len(violations)} layer(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_row(cfg, run_dir, data_dir, example_case=None):
+    """Train (or compute the baseline of) ``cfg``'s row and evaluate it; returns results.json's dict."""
+    import keras
+
+    from xprospect_tf.data.prepared import load_prepared, read_manifest
+    from xprospect_tf.evaluation.evaluate import evaluate_predictor
+    from xprospect_tf.models import baselines
+
+    write_config(run_dir, cfg)
+    keras.utils.set_random_seed(cfg.train.seed)
+    manifest = read_manifest(data_dir)
+    test_ids = sorted(c["id"] for c in manifest["cases"] if c["split"] == "test")
+    example_case = example_case or test_ids[0]
+    t0 = time.perf_counter()
+    params = 0
+    arch = cfg.model.architecture
+    if arch == "mean-volume":
+        mean = baselines.mean_volume(load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=8))
+        np.save(os.path.join(run_dir, "mean_volume.npy"), mean)
+
+        def predict(ap, lateral):
+            return np.broadcast_to(mean, (len(ap),) + mean.shape)
+    elif arch == "back-projection":
+        predict = baselines.back_projection_volume
+    else:
+        model = train_model(cfg, run_dir, data_dir)
+        params = int(model.count_params())
+
+        def predict(ap, lateral):
+            return model.predict_on_batch({"frontal": ap, "lateral": lateral})
+    train_time = time.perf_counter() - t0
+    test = load_prepared(data_dir, "test", inputs=cfg.inputs, batch_size=cfg.train.batch_size, with_ids=True)
+    per_case, summary, kept = evaluate_predictor(predict, test, keep=(example_case,))
+    with atomic_path(os.path.join(run_dir, "example_prediction.npz")) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, case_id=example_case, prediction=kept[example_case])
+    results = {
+        "row": cfg.row, "preset": cfg.preset, "inputs": cfg.inputs,
+        "loss": cfg.train.loss if params else None,
+        "optimizer": cfg.train.optimizer if params else None,
+        "parameters": params, "train_time_s": round(train_time, 2),
+        "summary": {k: list(v) for k, v in summary.items()},
+        "per_case": per_case, "example_case": example_case,
+        "config": cfg.to_dict(),
+    }
+    write_json(os.path.join(run_dir, "results.json"), results)
+    return results
+
+
+def train_model(cfg, run_dir, data_dir):
+    """model.fit with checkpoints, resume (BackupAndRestore), CSV/TensorBoard logs."""
+    from xprospect_tf.data.prepared import load_prepared
+    from xprospect_tf.training.callbacks import standard_callbacks
+    from xprospect_tf.training.guard import check_tensor_sizes, tensor_size_report
+    from xprospect_tf.training.strategy import get_strategy, global_batch_size
+
+    strategy = get_strategy(cfg.train.strategy)
+    batch = global_batch_size(cfg.train.batch_size, strategy)
+    model = build_compiled_model(cfg, strategy)
+    report = tensor_size_report(model, batch)
+    log.info("%s: %s parameters, estimated training memory %.2f GiB (batch %d, %d replica(s))",
+             cfg.row, f"{model.count_params():,}", report.memory_bytes / 2**30, batch,
+             strategy.num_replicas_in_sync)
+    check_tensor_sizes(model, batch)
+    train = load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=batch, shuffle=True,
+                          seed=cfg.train.seed, cache=True)
+    model.fit(
+        train, epochs=cfg.train.epochs, steps_per_epoch=cfg.train.steps_per_epoch,
+        callbacks=standard_callbacks(run_dir, monitor="loss"),
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
+        model.save(tmp)
+    return model
+
+
+def load_results(run_dir):
+    with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as f:
+        return json.load(f)
+
+
+logging.getLogger("absl").setLevel(logging.ERROR)

@@ -1,0 +1,50 @@
+"""Table 1, generated from result files (never typed by hand)."""
+
+import csv
+import io
+
+COLUMNS = (
+    "Model name", "Input X-ray images", "Training loss", "Optimizer", "Test MSE",
+    "PSNR (dB)", "3D SSIM", "Parameters", "Training time (s)", "Example axial image",
+)
+
+INPUT_NAMES = {"mean": "Mean CT", "drr": "DRR", "styled": "Stylized mean CT"}
+
+
+def table1_records(results):
+    """One dict per row (keys: :data:`COLUMNS`) from a list of results.json dicts."""
+    records = []
+    for r in results:
+        s = r["summary"]
+        records.append({
+            "Model name": r["row"],
+            "Input X-ray images": INPUT_NAMES.get(r["inputs"], r["inputs"]),
+            "Training loss": (r.get("loss") or "-").upper(),
+            "Optimizer": (r.get("optimizer") or "-").capitalize(),
+            "Test MSE": f"{s['mse'][0]:.5f} ± {s['mse'][1]:.5f}",
+            "PSNR (dB)": f"{s['psnr'][0]:.2f} ± {s['psnr'][1]:.2f}",
+            "3D SSIM": f"{s['ssim'][0]:.3f} ± {s['ssim'][1]:.3f}",
+            "Parameters": f"{r['parameters']:,}" if r["parameters"] else "-",
+            "Training time (s)": f"{r['train_time_s']:.1f}",
+            "Example axial image": r.get("example_image", ""),
+        })
+    return records
+
+
+def to_markdown(records):
+    """A GitHub-flavoured markdown table; image paths become inline images."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for rec in records:
+        cells = [str(rec[c]) for c in COLUMNS]
+        if cells[-1]:
+            cells[-1] = f"![{rec['Model name']}]({cells[-1]})"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(records):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue()
