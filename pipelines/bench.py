@@ -1,0 +1,118 @@
+"""``xprospect bench data``: time preparing a clinical-size CT and tf.data throughput."""
+
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+
+CLINICAL_SHAPE = (300, 512, 512)  # slices, rows, columns
+CLINICAL_SPACING = (1.25, 0.7, 0.7)  # mm along (z, x, y)
+
+
+def register(subparsers):
+    """Add ``bench data``."""
+    bench = subparsers.add_parser("bench", help="benchmarks")
+    sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
+    p = sub.add_parser("data", help="time preparing one 512x512x300 CT and reading prepared cases")
+    p.add_argument("--size", type=int, default=128, help="cube side in voxels (default: 128)")
+    p.add_argument("--cases", type=int, default=16, help="phantom cases for the tf.data test (default: 16)")
+    p.add_argument("--workers", type=int, default=None, help="processes preparing them (default: CPU count)")
+    p.set_defaults(func=run_data_bench)
+
+
+def clinical_volume(seed=0):
+    """A 512x512x300 phantom CT at 0.7x0.7x1.25 mm, like a clinical chest scan.
+
+    Generated at 256^3 (1.5 mm) and resampled linearly onto the clinical grid.
+
+    Args:
+        seed: phantom seed.
+
+    Returns:
+        A :class:`~xprospect_tf.data.volume.Volume` in HU, shape ``(300, 512, 512)``.
+
+    Example:
+        >>> clinical_volume().shape  # doctest: +SKIP
+        (300, 512, 512)
+    """
+    from scipy import ndimage
+
+    from xprospect_tf.data.phantom import phantom_volume
+    from xprospect_tf.data.volume import Volume
+
+    base = phantom_volume(size=256, seed=seed, fov_mm=384.0)
+    step = np.asarray(CLINICAL_SPACING) / np.asarray(base.spacing)
+    # output voxel i (centred grid) -> input index (i - c_out) * step + c_in
+    offset = (np.asarray(base.shape) - 1) / 2 - (np.asarray(CLINICAL_SHAPE) - 1) / 2 * step
+    hu = ndimage.affine_transform(base.hu, step, offset=offset, output_shape=CLINICAL_SHAPE,
+                                  order=1, mode="constant", cval=-1000.0)
+    return Volume(hu=np.round(hu), spacing=CLINICAL_SPACING, source="clinical phantom")
+
+
+def _write_nifti(volume, path):
+    """Write ``volume`` as int16 NIfTI in RAS storage order (as scanners export)."""
+    import nibabel as nib
+
+    img = nib.as_closest_canonical(nib.Nifti1Image(volume.hu.astype(np.int16), volume.affine))
+    img.set_data_dtype(np.int16)
+    nib.save(img, path)
+
+
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def _throughput(path, size, cache):
+    """Cases per second over one epoch (with ``cache``: the second, cached epoch)."""
+    from xprospect_tf.data.prepared import load_prepared
+
+    ds = load_prepared(path, "all", batch_size=1, cache=cache)
+    epochs = []
+    for _ in range(2 if cache else 1):
+        t0 = time.perf_counter()
+        n = sum(int(ct.shape[0]) for _, ct in ds)
+        epochs.append(n / (time.perf_counter() - t0))
+    return epochs[-1]
+
+
+def run_data_bench(args):
+    """``xprospect bench data``: prints timings with the machine and settings."""
+    import tensorflow as tf
+
+    from xprospect_tf.data.prepared import phantom_sources, write_case, write_prepared
+    from xprospect_tf.data.projection import drr, mean_projections
+    from xprospect_tf.data.readers import read_volume
+    from xprospect_tf.data.transforms import hu_window, prepare_volume
+
+    print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, "
+          f"python {platform.python_version()}, tensorflow {tf.__version__}")
+    print(f"settings: size {args.size}^3, fov 400 mm, window [-1000, 1000] HU, {args.cases} cases")
+    with tempfile.TemporaryDirectory(prefix="xprospect-bench-") as tmp:
+        ct, t = _timed(clinical_volume)
+        nifti = os.path.join(tmp, "clinical.nii")
+        _write_nifti(ct, nifti)
+        print(f"synthesized {ct.shape[2]}x{ct.shape[1]}x{ct.shape[0]} CT at 0.7x0.7x1.25 mm in {t:.1f} s")
+        volume, t_read = _timed(read_volume, nifti)
+        cube, t_prep = _timed(prepare_volume, volume, args.size)
+        vol01 = hu_window(cube.hu)
+        _, t_mean = _timed(mean_projections, vol01)
+        _, t_drr = _timed(drr, cube.hu, cube.spacing)
+        _, t_write = _timed(write_case, os.path.join(tmp, "one"), "clinical", volume, args.size)
+        print(f"one case: read {t_read:.2f} s, prepare_volume {t_prep:.2f} s, mean projections "
+              f"{t_mean:.3f} s, DRR {t_drr:.2f} s; read + prepare + projections + DRR + write "
+              f"{t_read + t_write:.2f} s")
+        record = os.path.join(tmp, "one", "cases", "clinical.tfrecord")
+        print(f"record size: {os.path.getsize(record) / 2**20:.2f} MiB")
+
+        shards = os.path.join(tmp, "shards")
+        _, t = _timed(write_prepared, phantom_sources(args.cases), shards, size=args.size,
+                      test_count=0, workers=args.workers, progress=False)
+        print(f"prepared {args.cases} phantom cases in {t:.1f} s ({args.cases / t:.2f} cases/s)")
+        for cache in (False, True):
+            rate = _throughput(shards, args.size, cache)
+            print(f"tf.data read + decode, {'cached' if cache else 'uncached'}: {rate:.1f} cases/s")
+    return 0

@@ -1,0 +1,110 @@
+"""``xprospect data ...``: prepare datasets (phantoms or CT files) and preview cases."""
+
+import logging
+import os
+import sys
+
+from xprospect_tf.errors import InputError
+
+log = logging.getLogger("xprospect")
+
+
+def register(subparsers):
+    """Add ``data phantoms``, ``data prepare`` and ``data preview``."""
+    data = subparsers.add_parser("data", help="prepare datasets and preview cases")
+    sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+
+    p = sub.add_parser("phantoms", help="prepare a dataset of synthetic chest phantoms")
+    p.add_argument("--count", type=int, default=100, help="number of cases (default: 100)")
+    p.add_argument("--seed", type=int, default=0, help="phantom seed (default: 0)")
+    _add_prepare_args(p)
+    p.set_defaults(func=run_phantoms)
+
+    p = sub.add_parser("prepare", help="prepare CT files (NIfTI, DICOM folders, RAD-ChestCT npz)")
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="CT files or folders holding them; 'phantom:N[:SEED]' adds phantoms")
+    _add_prepare_args(p)
+    p.set_defaults(func=run_prepare)
+
+    p = sub.add_parser("preview", help="PNG of a CT volume or a prepared case: slices + X-rays")
+    p.add_argument("path", metavar="PATH", help="a CT file/DICOM folder, or a prepared dataset folder")
+    p.add_argument("--out", required=True, metavar="PNG", help="image to write")
+    p.add_argument("--case", default=None, help="case id of a prepared dataset (default: its first case)")
+    _add_settings_args(p)
+    p.set_defaults(func=run_preview)
+
+
+def _add_settings_args(parser):
+    parser.add_argument("--size", type=int, default=128, help="cube side in voxels (default: 128)")
+    parser.add_argument("--window", type=float, nargs=2, default=(-1000.0, 1000.0), metavar=("LO", "HI"),
+                        help="HU window mapped to [0, 1] (default: -1000 1000)")
+    parser.add_argument("--fov", type=float, default=400.0, metavar="MM", help="cube side in mm (default: 400)")
+
+
+def _add_prepare_args(parser):
+    parser.add_argument("--out", required=True, metavar="DIR", help="dataset folder (resumable)")
+    _add_settings_args(parser)
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
+    parser.add_argument("--test-count", type=int, default=None, metavar="N",
+                        help="fixed number of test cases (default: 20%% of the cases)")
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
+
+
+def _prepare(sources, args):
+    from xprospect_tf.data.prepared import write_prepared
+
+    manifest = write_prepared(
+        sources, args.out, size=args.size, window=tuple(args.window), fov_mm=args.fov,
+        test_count=args.test_count, split_seed=args.split_seed, workers=args.workers,
+    )
+    n_test = sum(c["split"] == "test" for c in manifest["cases"])
+    print(f"{args.out}: {len(manifest['cases'])} cases ({n_test} test) at {manifest['size']}^3")
+    if manifest["failed"]:
+        print(f"xprospect: {len(manifest['failed'])} input(s) failed:", file=sys.stderr)
+        for failure in manifest["failed"]:
+            print(f"  {failure['source']}: {failure['reason']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_phantoms(args):
+    """``xprospect data phantoms``."""
+    from xprospect_tf.data.prepared import phantom_sources
+
+    return _prepare(phantom_sources(args.count, args.seed), args)
+
+
+def run_prepare(args):
+    """``xprospect data prepare``."""
+    return _prepare(args.sources, args)
+
+
+def run_preview(args):
+    """``xprospect data preview``: mid slices and projections of one case, as a PNG."""
+    from xprospect_tf.evaluation.figures import preview_figure, save_figure
+
+    arrays, title = _preview_arrays(args)
+    fig = preview_figure(arrays["ct"], arrays["ap"], arrays["lateral"],
+                         arrays["drr_ap"], arrays["drr_lateral"], title=title)
+    save_figure(fig, args.out)
+    print(args.out)
+    return 0
+
+
+def _preview_arrays(args):
+    from xprospect_tf.data import prepared
+
+    path = args.path
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file or folder; give a CT file, DICOM folder or prepared dataset")
+    if args.case is not None or os.path.exists(os.path.join(path, prepared.MANIFEST)):
+        manifest = prepared.read_manifest(path)
+        if not manifest["cases"]:
+            raise InputError(f"{path}: the prepared dataset has no cases; run xprospect data prepare")
+        case_id = args.case or manifest["cases"][0]["id"]
+        return prepared.load_case(path, case_id), f"{path}: {case_id}"
+    from xprospect_tf.data.readers import read_volume
+
+    volume = read_volume(path)
+    arrays = prepared.case_arrays(volume, args.size, tuple(args.window), args.fov)
+    return arrays, f"{path} ({args.size}^3, {args.fov:g} mm)"

@@ -1,0 +1,283 @@
+"""Prepared datasets: write -> manifest -> tf.data round trip, splits, resume, failures, extra fields."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from xprospect_tf.data import prepared
+from xprospect_tf.errors import ConfigError, InputError
+
+SIZE = 16
+FOV = 40.0  # the test volumes are 20 voxels of 2 mm
+WINDOW = (-1000.0, 1000.0)
+HALF_STEP = 0.5 / prepared.CT_LEVELS
+
+
+def body_hu(seed, n=20):
+    """A small 'body': an ellipsoid of soft tissue with a bright block, in air."""
+    rng = np.random.default_rng(seed)
+    z, x, y = np.meshgrid(*(np.linspace(-1, 1, n),) * 3, indexing="ij")
+    a, b = rng.uniform(0.5, 0.8, 2)
+    hu = np.full((n, n, n), -1000.0, np.float32)
+    inside = (x / a) ** 2 + (y / b) ** 2 + (z / 0.9) ** 2 < 1
+    hu[inside] = rng.normal(40.0, 30.0, inside.sum())
+    hu[n // 3: n // 2, n // 2: n // 2 + 3, n // 2 + 2: n // 2 + 5] = 1200.0
+    return hu
+
+
+def write_nifti(path, hu, spacing=2.0):
+    import nibabel as nib
+
+    from xprospect_tf.data.volume import canonical_affine
+
+    nib.save(nib.Nifti1Image(hu, canonical_affine((spacing,) * 3)), path)
+    return path
+
+
+def make_ct_folder(folder, count=4, first_seed=0):
+    os.makedirs(folder, exist_ok=True)
+    return [write_nifti(os.path.join(folder, f"ct{i}.nii.gz"), body_hu(first_seed + i))
+            for i in range(count)]
+
+
+def prepare(sources, out, **kw):
+    kw = {"size": SIZE, "fov_mm": FOV, "workers": 1, "progress": False, **kw}
+    return prepared.write_prepared(sources, out, **kw)
+
+
+@pytest.fixture(scope="module")
+def ct_folder(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("cts"))
+    make_ct_folder(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, ct_folder):
+    out = str(tmp_path_factory.mktemp("prepared") / "ds")
+    prepare([ct_folder], out, test_count=1)
+    return out
+
+
+@pytest.fixture
+def dataset_copy(dataset, tmp_path):
+    return shutil.copytree(dataset, tmp_path / "ds")
+
+
+def ids_of(ds):
+    return [i.decode() for *_, i in ds.as_numpy_iterator()]
+
+
+def test_manifest_lists_cases_settings_and_split(dataset, ct_folder):
+    manifest = prepared.read_manifest(dataset)
+    assert manifest["complete"] and manifest["failed"] == []
+    assert (manifest["size"], manifest["window"], manifest["fov_mm"]) == (SIZE, list(WINDOW), FOV)
+    assert manifest["spacing_mm"] == pytest.approx(FOV / SIZE)
+    assert [c["id"] for c in manifest["cases"]] == ["ct0", "ct1", "ct2", "ct3"]
+    assert [c["split"] for c in manifest["cases"]].count("test") == 1
+    for case in manifest["cases"]:
+        assert case["source"] == os.path.join(ct_folder, case["id"] + ".nii.gz")
+        assert case["original_shape"] == [20, 20, 20]
+        assert case["original_spacing"] == pytest.approx([2.0, 2.0, 2.0])
+        assert os.path.isfile(os.path.join(dataset, case["file"]))
+
+
+def test_round_trip_equals_arrays_written(dataset, ct_folder):
+    from xprospect_tf.data.readers import read_volume
+
+    ds = prepared.load_prepared(dataset, "all", with_ids=True)
+    seen = []
+    for (ap, lateral), ct, case_id in ds.as_numpy_iterator():
+        case_id = case_id.decode()
+        seen.append(case_id)
+        ref = prepared.case_arrays(read_volume(os.path.join(ct_folder, case_id + ".nii.gz")), SIZE, WINDOW, FOV)
+        assert ap.shape == lateral.shape == (SIZE, SIZE, 1) and ct.shape == (SIZE,) * 3 + (1,)
+        assert ap.dtype == lateral.dtype == ct.dtype == np.float32
+        np.testing.assert_array_equal(ap[..., 0], ref["ap"])
+        np.testing.assert_array_equal(lateral[..., 0], ref["lateral"])
+        # uint16 storage: error at most half a quantization step, far below 1 HU (1/2000)
+        error = np.abs(ct[..., 0] - ref["ct"]).max()
+        assert error <= HALF_STEP * 1.001 and error < (1 / 2000) / 50
+        # the stored X-rays are the mean-CT projections of the stored volume (numpy reference)
+        np.testing.assert_allclose(ap[..., 0], ct[..., 0].mean(axis=2), atol=2 * HALF_STEP)
+        np.testing.assert_allclose(lateral[..., 0], ct[..., 0].mean(axis=1), atol=2 * HALF_STEP)
+        assert 0.0 <= ct.min() and ct.max() <= 1.0 and ct.std() > 0.05
+    assert sorted(seen) == ["ct0", "ct1", "ct2", "ct3"]
+
+
+def test_drr_inputs_and_load_case(dataset, ct_folder):
+    from xprospect_tf.data.readers import read_volume
+
+    case = prepared.load_case(dataset, "ct2")
+    ref = prepared.case_arrays(read_volume(os.path.join(ct_folder, "ct2.nii.gz")), SIZE, WINDOW, FOV)
+    assert case["case_id"] == "ct2"
+    for name in prepared.BASE_FIELDS:
+        np.testing.assert_array_equal(case[name], ref[name])
+    np.testing.assert_allclose(case["ct"], ref["ct"], atol=HALF_STEP * 1.001)
+    ds = prepared.load_prepared(dataset, "all", inputs="drr", with_ids=True)
+    for (ap, lateral), _, case_id in ds.as_numpy_iterator():
+        if case_id == b"ct2":
+            np.testing.assert_array_equal(ap[..., 0], ref["drr_ap"])
+            np.testing.assert_array_equal(lateral[..., 0], ref["drr_lateral"])
+    with pytest.raises(InputError, match="no case 'nope'"):
+        prepared.load_case(dataset, "nope")
+
+
+def test_batched_dataset_fits_a_keras_model(dataset):
+    import keras
+
+    ds = prepared.load_prepared(dataset, "train", batch_size=2, shuffle=True, cache=True, repeat=True)
+    (ap_spec, lat_spec), ct_spec = ds.element_spec
+    assert ap_spec.shape.as_list() == lat_spec.shape.as_list() == [None, SIZE, SIZE, 1]
+    assert ct_spec.shape.as_list() == [None, SIZE, SIZE, SIZE, 1]
+    frontal, lateral = keras.Input((SIZE, SIZE, 1)), keras.Input((SIZE, SIZE, 1))
+    x = keras.layers.Concatenate()([keras.layers.Flatten()(frontal), keras.layers.Flatten()(lateral)])
+    x = keras.layers.Dense(SIZE ** 3, activation="sigmoid")(keras.layers.Dense(4)(x))
+    model = keras.Model([frontal, lateral], keras.layers.Reshape((SIZE,) * 3 + (1,))(x))
+    model.compile("adam", "mse", run_eagerly=True)
+    history = model.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+
+def test_split_selection_and_shuffle_is_deterministic(dataset):
+    manifest = prepared.read_manifest(dataset)
+    test_ids = [c["id"] for c in manifest["cases"] if c["split"] == "test"]
+    assert ids_of(prepared.load_prepared(dataset, "test", with_ids=True)) == test_ids
+    train = ids_of(prepared.load_prepared(dataset, "train", with_ids=True))
+    assert sorted(train + test_ids) == ["ct0", "ct1", "ct2", "ct3"]
+    orders = [ids_of(prepared.load_prepared(dataset, "all", shuffle=True, seed=3, with_ids=True))
+              for _ in range(2)]
+    assert orders[0] == orders[1] and sorted(orders[0]) == ["ct0", "ct1", "ct2", "ct3"]
+
+
+def test_assign_splits_sizes_and_determinism():
+    ids = [f"c{i}" for i in range(10)]
+    split = prepared.assign_splits(ids, test_count=3, seed=1)
+    assert list(split.values()).count("test") == 3
+    assert prepared.assign_splits(reversed(ids), test_count=3, seed=1) == split  # order-free
+    assert list(prepared.assign_splits(ids, test_fraction=0.2).values()).count("test") == 2
+    assert list(prepared.assign_splits(ids, test_fraction=0.0).values()).count("test") == 0
+    seeds = {tuple(sorted(k for k, v in prepared.assign_splits(ids, test_count=3, seed=s).items()
+                          if v == "test")) for s in range(5)}
+    assert len(seeds) > 1  # the seed matters
+    # independent reference: numpy permutation of the sorted ids
+    order = np.random.default_rng(1).permutation(10)
+    assert {k for k, v in split.items() if v == "test"} == {sorted(ids)[i] for i in order[:3]}
+
+
+def test_resume_skips_done_cases_and_rewrites_a_deleted_one(dataset_copy, ct_folder, monkeypatch):
+    out = str(dataset_copy)
+    files = {c: os.path.join(out, "cases", c + ".tfrecord") for c in ("ct0", "ct1", "ct2", "ct3")}
+    before = {c: os.stat(f).st_mtime_ns for c, f in files.items()}
+    calls = []
+    original = prepared.write_case
+    monkeypatch.setattr(prepared, "write_case", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    prepare([ct_folder], out, test_count=1)
+    assert calls == []
+    os.remove(files["ct2"])
+    manifest = prepare([ct_folder], out, test_count=1)
+    assert calls == ["ct2"] and os.path.isfile(files["ct2"])
+    assert all(os.stat(files[c]).st_mtime_ns == before[c] for c in ("ct0", "ct1", "ct3"))
+    assert len(manifest["cases"]) == 4 and manifest["complete"]
+
+
+def test_other_settings_in_the_same_folder_raise(dataset_copy, ct_folder):
+    with pytest.raises(ConfigError, match="new --out"):
+        prepare([ct_folder], str(dataset_copy), size=24)
+    with pytest.raises(ConfigError, match="new --out"):
+        prepare([ct_folder], str(dataset_copy), window=(-100, 900))
+
+
+def test_failed_inputs_are_recorded_and_the_rest_written(tmp_path):
+    folder = tmp_path / "cts"
+    make_ct_folder(str(folder), count=3)
+    (folder / "broken.nii.gz").write_bytes(b"this is not a NIfTI file")
+    manifest = prepare([str(folder)], str(tmp_path / "out"), test_count=1)
+    assert [c["id"] for c in manifest["cases"]] == ["ct0", "ct1", "ct2"]
+    assert len(manifest["failed"]) == 1
+    assert manifest["failed"][0]["source"].endswith("broken.nii.gz") and manifest["failed"][0]["reason"]
+    on_disk = prepared.read_manifest(str(tmp_path / "out"))
+    assert on_disk["failed"] == manifest["failed"]
+
+
+def test_invalid_settings_raise_before_writing(tmp_path, ct_folder):
+    out = tmp_path / "out"
+    for kw in ({"size": 0}, {"size": 12.5}, {"window": (100, -100)}, {"fov_mm": -1},
+               {"test_count": 4}, {"workers": 0}):
+        with pytest.raises(ConfigError):
+            prepare([ct_folder], str(out), **kw)
+    with pytest.raises(InputError, match="no such file"):
+        prepare([str(tmp_path / "missing.nii.gz")], str(out))
+    with pytest.raises(InputError, match="no CT files"):
+        prepare([str(tmp_path)], str(out))
+    assert not out.exists()
+
+
+def test_read_manifest_errors(tmp_path):
+    with pytest.raises(InputError, match="not a prepared dataset.*xprospect data prepare"):
+        prepared.read_manifest(str(tmp_path))
+    (tmp_path / "manifest.json").write_text("{broken")
+    with pytest.raises(InputError, match="corrupt manifest"):
+        prepared.read_manifest(str(tmp_path))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format_version": 99, "size": 8, "window": [0, 1],
+                                                       "fov_mm": 1.0, "cases": []}))
+    with pytest.raises(InputError, match="format version 99"):
+        prepared.read_manifest(str(tmp_path))
+
+
+def test_styled_fields_round_trip(dataset_copy):
+    out = str(dataset_copy)
+    with pytest.raises(InputError, match="xprospect style"):
+        prepared.load_prepared(out, "all", inputs="styled")
+    before = prepared.load_case(out, "ct1")
+    rng = np.random.default_rng(0)
+    styled = {c: {"styled_ap": rng.random((SIZE, SIZE), np.float32),
+                  "styled_lateral": rng.random((SIZE, SIZE), np.float32)}
+              for c in ("ct0", "ct1", "ct2", "ct3")}
+    for case_id, arrays in styled.items():
+        entry = prepared.add_case_fields(out, case_id, **arrays)
+        assert entry["fields"] == ["styled_ap", "styled_lateral"]
+    after = prepared.load_case(out, "ct1")
+    for name in ("ct",) + prepared.BASE_FIELDS:
+        np.testing.assert_array_equal(after[name], before[name])
+    np.testing.assert_array_equal(after["styled_ap"], styled["ct1"]["styled_ap"])
+    ds = prepared.load_prepared(out, "all", inputs="styled", with_ids=True)
+    for (ap, lateral), _, case_id in ds.as_numpy_iterator():
+        np.testing.assert_array_equal(ap[..., 0], styled[case_id.decode()]["styled_ap"])
+        np.testing.assert_array_equal(lateral[..., 0], styled[case_id.decode()]["styled_lateral"])
+    with pytest.raises(InputError, match="shape"):
+        prepared.add_case_fields(out, "ct0", styled_ap=np.zeros((SIZE, SIZE + 1)))
+    with pytest.raises(ConfigError):
+        prepared.add_case_fields(out, "ct0", ct=np.zeros((SIZE, SIZE)))
+
+
+def test_expand_sources_finds_cases_in_folders(tmp_path):
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "dicom" / "series").mkdir(parents=True)
+    (root / "a.nii.gz").write_bytes(b"")
+    (root / "sub" / "a.npz").write_bytes(b"")
+    (root / "notes.txt").write_text("")
+    (root / "dicom" / "series" / "1.dcm").write_bytes(b"")
+    pairs = prepared.expand_sources([str(root), str(root / "a.nii.gz")])
+    assert [c for c, _ in pairs] == ["a", "dicom_series", "sub_a", "a-2"]
+    assert pairs[1][1] == str(root / "dicom" / "series")
+    phantoms = prepared.expand_sources(["phantom:3:5"])
+    assert [c for c, _ in phantoms] == ["phantom-0000", "phantom-0001", "phantom-0002"]
+    assert phantoms == [(s.case_id, s) for s in prepared.phantom_sources(3, seed=5)]
+    assert len({s.seed for _, s in phantoms}) == 3
+    with pytest.raises(ConfigError, match="phantom:COUNT"):
+        prepared.expand_sources(["phantom:x"])
+
+
+def test_phantom_dataset_in_parallel_processes(tmp_path):
+    pytest.importorskip("xprospect_tf.data.phantom")
+    manifest = prepare(prepared.phantom_sources(3, seed=1), str(tmp_path / "ph"), workers=2,
+                       fov_mm=400.0, test_count=1)
+    assert [c["id"] for c in manifest["cases"]] == ["phantom-0000", "phantom-0001", "phantom-0002"]
+    assert manifest["failed"] == []
+    case = prepared.load_case(str(tmp_path / "ph"), "phantom-0001")
+    assert case["ct"].shape == (SIZE,) * 3 and case["ct"].std() > 0.01

@@ -1,0 +1,118 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from tests.layers.layer_checks import check_layer, random_inputs
+from tests.layers.test_blocks import conv_params, selu
+from xprospect_tf.layers import ConnectionA, ConnectionB, ConnectionC, ConnectionD
+
+
+def dense_params(units_in, units_out):
+    return units_in * units_out + units_out
+
+
+# -- Connection-A ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, input_shape, expected_shape",
+    [
+        ({"dense_units": 8, "grid_size": 4, "filters": 3}, (2, 4, 4, 5), (2, 4, 4, 4, 3)),
+        ({"dense_units": 5, "grid_size": 2, "filters": 2}, (1, 6, 3), (1, 2, 2, 2, 2)),  # 1D input
+        ({"dense_units": 4, "grid_size": 3, "filters": 1}, (1, 2, 2, 2, 2), (1, 3, 3, 3, 1)),  # 3D
+    ],
+)
+def test_connection_a(kwargs, input_shape, expected_shape):
+    grid_cells = kwargs["grid_size"] ** 3 * kwargs["filters"]
+    params = dense_params(math.prod(input_shape[1:]), kwargs["dense_units"]) + dense_params(
+        kwargs["dense_units"], grid_cells
+    )
+    check_layer(ConnectionA, kwargs, [input_shape], expected_shape, params, fit=True)
+
+
+def test_connection_a_reshapes_the_dense_output_in_row_major_order():
+    layer = ConnectionA(4, grid_size=2, filters=3)
+    x = random_inputs([(1, 2, 2, 2)])
+    out = keras.ops.convert_to_numpy(layer(x))
+    w1, b1, w2, b2 = layer.get_weights()
+    flat = selu(selu(x.reshape(1, -1) @ w1 + b1) @ w2 + b2)
+    np.testing.assert_allclose(out, flat.reshape(1, 2, 2, 2, 3), rtol=1e-5, atol=1e-6)
+
+
+# -- Connection-B ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, input_shape, expected_shape",
+    [
+        ({"filters": 3}, (2, 8, 8, 2), (2, 8, 8, 8, 3)),
+        ({"filters": 2}, (1, 4, 6, 1), (1, 4, 6, 6, 2)),  # depth defaults to the width
+        ({"filters": 2, "depth": 3}, (1, 4, 6, 2), (1, 4, 6, 3, 2)),
+    ],
+)
+def test_connection_b(kwargs, input_shape, expected_shape):
+    f, cin = kwargs["filters"], input_shape[-1]
+    params = conv_params(1, 2, cin, f) + conv_params(3, 3, f, f)
+    check_layer(ConnectionB, kwargs, [input_shape], expected_shape, params, fit=True)
+
+
+def _identity_weights(layer, channels):
+    """Set the 1x1 Conv2D and the 3^3 Conv3D to identity maps (centre tap only, no bias)."""
+    match = np.eye(channels, dtype=np.float32)[None, None]
+    mix = np.zeros((3, 3, 3, channels, channels), np.float32)
+    mix[1, 1, 1] = np.eye(channels)
+    zeros = np.zeros(channels, np.float32)
+    layer.set_weights([match, zeros, mix, zeros])
+
+
+def test_connection_b_expands_along_the_new_axis_3():
+    """Coronal skip (b, z, x, c) -> (b, z, x, y, c): every y slice is the (activated) image."""
+    image = random_inputs([(1, 4, 6, 2)]) - 0.5
+    layer = ConnectionB(2, depth=5)
+    layer(image)
+    _identity_weights(layer, 2)
+    out = keras.ops.convert_to_numpy(layer(image))
+    expected = np.broadcast_to(selu(selu(image))[:, :, :, None, :], (1, 4, 6, 5, 2))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+# -- Connection-C / D ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "shapes, expected_shape",
+    [
+        ([(1, 4, 5, 3, 2), (1, 4, 3, 5, 2)], (1, 4, 5, 3, 2)),
+        ([(2, 4, 4, 4, 1), (2, 4, 4, 4, 1)], (2, 4, 4, 4, 1)),
+    ],
+)
+def test_connection_c_matches_numpy_transpose_and_mean(shapes, expected_shape):
+    out = check_layer(ConnectionC, {}, shapes, expected_shape, expected_params=0)
+    coronal, sagittal = random_inputs(shapes)
+    np.testing.assert_allclose(out, (coronal + sagittal.transpose(0, 1, 3, 2, 4)) / 2, rtol=1e-6)
+
+
+def test_connection_c_moves_a_sagittal_marker_from_z_y_x_to_z_x_y():
+    z, x, y = 1, 3, 2
+    coronal = np.zeros((1, 4, 5, 4, 1), np.float32)  # (b, z, x, y, c)
+    sagittal = np.zeros((1, 4, 4, 5, 1), np.float32)  # (b, z, y, x, c)
+    sagittal[0, z, y, x, 0] = 2.0
+    out = keras.ops.convert_to_numpy(ConnectionC()([coronal, sagittal]))
+    assert out[0, z, x, y, 0] == 1.0
+    assert np.count_nonzero(out) == 1
+
+
+@pytest.mark.parametrize(
+    "shapes, expected_shape",
+    [
+        ([(1, 4, 5, 3, 2), (1, 4, 3, 5, 2), (1, 4, 5, 3, 3)], (1, 4, 5, 3, 5)),
+        ([(2, 4, 4, 4, 1), (2, 4, 4, 4, 1), (2, 4, 4, 4, 1)], (2, 4, 4, 4, 2)),
+    ],
+)
+def test_connection_d_matches_numpy_concatenation(shapes, expected_shape):
+    out = check_layer(ConnectionD, {}, shapes, expected_shape, expected_params=0)
+    coronal, sagittal, previous = random_inputs(shapes)
+    fused = (coronal + sagittal.transpose(0, 1, 3, 2, 4)) / 2
+    np.testing.assert_allclose(out, np.concatenate([fused, previous], axis=-1), rtol=1e-6)

@@ -1,0 +1,81 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from xprospect_tf.errors import TensorSizeError
+from xprospect_tf.training import guard
+
+
+def _tiny_model(size=8, filters=2):
+    """Same input/output names as the reconstruction model, with a nested sub-model."""
+    frontal = keras.Input((size, size, 1), name="frontal")
+    lateral = keras.Input((size, size, 1), name="lateral")
+    x = keras.layers.Concatenate(name="concat")([frontal, lateral])
+    x = keras.layers.Flatten(name="flat")(x)
+    x = keras.layers.Dense(size**3, name="dense")(x)
+    x = keras.layers.Reshape((size, size, size, 1), name="reshape")(x)
+    inner_in = keras.Input((size, size, size, 1))
+    inner = keras.Model(inner_in, keras.layers.Conv3D(filters, 3, padding="same", name="conv")(inner_in), name="decoder")
+    x = inner(x)
+    ct = keras.layers.Conv3D(1, 1, name="ct")(x)
+    return keras.Model({"frontal": frontal, "lateral": lateral}, ct)
+
+
+def test_report_counts_match_keras_and_numpy():
+    model = _tiny_model()
+    batch = 3
+    report = guard.tensor_size_report(model, batch)
+    names = [r.name for r in report.layers]
+    assert "conv" in names and "decoder" not in names  # nested model walked
+    assert report.weight_elements == model.count_params()
+    conv = next(r for r in report.layers if r.name == "conv")
+    assert conv.output_shapes == ((batch, 8, 8, 8, 2),)
+    assert conv.activation_elements == batch * int(np.prod((8, 8, 8, 2)))
+    assert conv.weight_elements == 3**3 * 1 * 2 + 2
+    expected_acts = batch * (2 * 64 + 128 + 128 + 512 + 512 + 1024 + 512)
+    assert report.activation_elements == expected_acts
+    assert report.largest.name == "dense"  # kernel 128 x 512 = 65536 > 3 * 1024
+    assert report.largest.largest_tensor == 128 * 512
+    w = model.count_params()
+    assert report.training_bytes == 4 * (4 * w + expected_acts)
+    text = report.format(top=3)
+    assert text.splitlines()[3].startswith("dense")
+    assert "estimated training memory" in text
+    assert len([l for l in text.splitlines() if l.startswith(("conv", "ct ", "reshape", "flat", "concat", "frontal", "lateral"))]) == 2
+
+
+def test_check_passes_and_fails_with_batch_advice():
+    model = _tiny_model()
+    assert guard.check_tensor_sizes(model, 4).violations() == []
+    limit = 100_000  # conv output is 1024 per sample -> at most 97 per batch
+    with pytest.raises(TensorSizeError) as e:
+        guard.check_tensor_sizes(model, 100, limit=limit)
+    msg = str(e.value)
+    assert "'conv'" in msg and "102,400" in msg and "100,000" in msg
+    assert "batch_size to 97 " in msg
+    assert guard.check_tensor_sizes(model, 97, limit=limit)  # the advised batch fits
+    with pytest.raises(TensorSizeError):
+        guard.check_tensor_sizes(model, 98, limit=limit)
+
+
+def test_weight_over_limit_says_reduce_model():
+    model = _tiny_model()
+    with pytest.raises(TensorSizeError, match="'dense'.*dense_units"):
+        guard.check_tensor_sizes(model, 1, limit=60000)
+
+
+def test_paper_scale_symbolic_model_exceeds_int32_without_allocating():
+    x = keras.Input((512, 512, 512, 1), name="vol")
+    y = keras.layers.Conv3D(16, 1, name="decoder_conv")(x)
+    model = keras.Model(x, y)
+    report = guard.tensor_size_report(model, 2)
+    assert report.largest.largest_tensor == 2 * 512**3 * 16 > 2**31 - 1
+    assert [r.name for r in report.violations()] == ["decoder_conv"]
+    with pytest.raises(TensorSizeError, match=r"decoder_conv.*4,294,967,296.*2,147,483,647.*batch size 1"):
+        guard.check_tensor_sizes(model, 2)
+    assert report.max_batch_size() == 0  # 512^3 * 16 = 2^31 per sample
+    half = keras.Model(x, keras.layers.Conv3D(8, 1, name="half")(x))
+    assert guard.tensor_size_report(half, 1).max_batch_size() == (2**31 - 1) // (512**3 * 8)
+    assert math.isfinite(report.training_bytes)

@@ -1,0 +1,262 @@
+"""Readers: any supported CT file -> canonical :class:`Volume`; any X-ray -> [0, 1] image.
+
+CT inputs (:func:`read_volume`):
+
+- NIfTI ``.nii`` / ``.nii.gz`` in any orientation (reoriented by its affine);
+- a folder holding a DICOM CT series (see :mod:`xprospect_tf.data.dicom`);
+- a RAD-ChestCT ``.npz`` (key ``ct``) or a ``.npy`` array (see :func:`read_rad_chestct`).
+
+X-ray inputs (:func:`read_xray`): PNG / JPEG (any bit depth, RGB -> luminance)
+and single-frame 2D DICOM radiographs.
+
+Orientation always comes from the file's geometry, never from the array shape
+(ARCHITECTURE.md, "Canonical orientation").
+"""
+
+import logging
+import os
+
+import numpy as np
+
+from xprospect_tf.data import dicom
+from xprospect_tf.data.volume import Volume, reorient_to_canonical
+from xprospect_tf.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+VOLUME_FORMATS = (
+    "NIfTI (.nii, .nii.gz), a folder holding a DICOM CT series, "
+    "RAD-ChestCT arrays (.npz with key 'ct', or .npy)"
+)
+XRAY_FORMATS = "PNG / JPEG images and single-frame 2D DICOM radiographs"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+# RAD-ChestCT (Draelos et al. 2021) volumes were resampled to 0.8 mm isotropic.
+RAD_CHESTCT_SPACING = (0.8, 0.8, 0.8)
+
+
+def read_volume(path, series=None):
+    """Read a CT volume in HU into canonical ``(z, x, y)`` order.
+
+    Section 3.1 of the paper (data): CT volumes are the model's targets. The
+    format is chosen from the path: a folder is read as a DICOM series, a
+    ``.nii``/``.nii.gz`` file as NIfTI (``scl_slope``/``scl_inter`` applied),
+    a ``.npz``/``.npy`` file as a RAD-ChestCT array (:func:`read_rad_chestct`).
+
+    Args:
+        path: file or folder.
+        series: for a DICOM folder with several series, the SeriesInstanceUID or
+            the index (as listed in the error message) of the one to read.
+
+    Returns:
+        :class:`~xprospect_tf.data.volume.Volume` with ``hu`` float32
+        ``(z, x, y)``, ``spacing`` mm along ``(z, x, y)``, ``origin`` the RAS+
+        position of voxel 0 and ``source=str(path)``.
+
+    Raises:
+        InputError: missing path, unsupported or corrupt file, 2D image, non-CT
+            DICOM series, incomplete series, NaN/inf voxels.
+
+    Example:
+        >>> vol = read_volume("case1.nii.gz")  # doctest: +SKIP
+        >>> vol.hu.shape, vol.spacing  # doctest: +SKIP
+        ((120, 512, 512), (2.5, 0.7, 0.7))
+    """
+    source = str(path)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(f"{source}: no such file or folder; read_volume reads {VOLUME_FORMATS}")
+    name = path.lower()
+    if os.path.isdir(path):
+        hu, affine = dicom.read_ct_series(path, series=series)
+        return _canonical_volume(hu, affine, source)
+    if name.endswith((".nii", ".nii.gz")):
+        hu, affine = _read_nifti(path)
+        return _canonical_volume(hu, affine, source)
+    if name.endswith((".npz", ".npy")):
+        hu, spacing = read_rad_chestct(path)
+        return _checked_volume(hu, spacing, (0.0, 0.0, 0.0), source)
+    if name.endswith(".dcm") or dicom.is_dicom_file(path):
+        dicom.refuse_single_file(path)
+    raise InputError(f"{source}: unsupported file type; read_volume reads {VOLUME_FORMATS}")
+
+
+def _canonical_volume(hu, affine, source):
+    data, spacing, origin = reorient_to_canonical(hu, affine, source=source)
+    return _checked_volume(data, spacing, origin, source)
+
+
+def _checked_volume(hu, spacing, origin, source):
+    hu = np.ascontiguousarray(hu, dtype=np.float32)
+    bad = int(hu.size - np.count_nonzero(np.isfinite(hu)))
+    if bad:
+        raise InputError(
+            f"{source}: {bad} voxel(s) are NaN or infinite; repair or re-export the volume "
+            "(e.g. replace them with -1000 HU, air) before using it"
+        )
+    return Volume(hu=hu, spacing=spacing, origin=origin, source=source)
+
+
+def _read_nifti(path):
+    """(data float32 3D, RAS affine) of a NIfTI file; a singleton 4th axis is dropped."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(path)
+        shape = img.shape
+        data = None
+        if len(shape) == 3 or (len(shape) > 3 and all(n == 1 for n in shape[3:])):
+            data = img.get_fdata(dtype=np.float32).reshape(shape[:3])
+    except Exception as err:  # nibabel/gzip/zlib raise many types for damaged files
+        raise InputError(
+            f"{path}: cannot read this NIfTI file ({type(err).__name__}: {err}); it is probably "
+            "truncated or corrupt: copy or export it again"
+        ) from err
+    if data is None:
+        raise InputError(
+            f"{path}: a NIfTI image of shape {shape}; read_volume needs one 3D volume "
+            "(a 4th axis of length 1 is accepted). Extract the volume you want first "
+            "(e.g. nibabel.funcs.four_to_three)"
+        )
+    return data, img.affine
+
+
+def read_rad_chestct(path):
+    """Read a RAD-ChestCT ``.npz`` (or a ``.npy``) HU array in canonical order.
+
+    RAD-ChestCT (Draelos et al. 2021, the CT source of the paper) stores each
+    volume as ``np.savez_compressed(path, ct=array)``: int16 HU clipped to
+    [-1000, 1000], resampled to 0.8 mm isotropic, with axes
+    ``(slice, row, column)`` of the axial DICOM stack: axis 0 superior ->
+    inferior, axis 1 anterior -> posterior, axis 2 patient right -> left
+    (axial slices in standard orientation). This reader therefore swaps axes 1
+    and 2 to return ``(z, x, y)``.
+
+    The array is the ``ct`` key, or the only array in the file. An optional
+    ``spacing`` key (3 numbers, mm, in the file's axis order) overrides the
+    0.8 mm default. A ``.npy`` file uses the same axis order and 0.8 mm.
+
+    Args:
+        path: ``.npz`` or ``.npy`` file.
+
+    Returns:
+        ``(hu, spacing)``: float32 array ``(z, x, y)`` and spacing along it, mm.
+
+    Example:
+        >>> hu, spacing = read_rad_chestct("trn00001.npz")  # doctest: +SKIP
+    """
+    spacing = RAD_CHESTCT_SPACING
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                arr, spacing = _npz_array(loaded, path)
+        else:
+            arr = np.asarray(loaded)
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(
+            f"{path}: cannot read this numpy file ({type(err).__name__}: {err}); it is "
+            "probably truncated or corrupt, or holds pickled objects (not supported)"
+        ) from err
+    if arr.ndim != 3 or not np.issubdtype(arr.dtype, np.number):
+        raise InputError(
+            f"{path}: expected a 3D numeric HU array (slice, row, column), got shape {arr.shape} "
+            f"and dtype {arr.dtype}"
+        )
+    spacing = tuple(float(s) for s in spacing)
+    return np.swapaxes(arr, 1, 2).astype(np.float32), (spacing[0], spacing[2], spacing[1])
+
+
+def _npz_array(loaded, path):
+    keys = list(loaded.files)
+    arrays = [k for k in keys if k != "spacing"]
+    if "ct" in keys:
+        key = "ct"
+    elif len(arrays) == 1:
+        key = arrays[0]
+    else:
+        raise InputError(
+            f"{path}: expected the CT under key 'ct' (or a single array), found keys {keys}; "
+            "save it with np.savez_compressed(path, ct=volume)"
+        )
+    spacing = RAD_CHESTCT_SPACING
+    if "spacing" in keys:
+        spacing = np.asarray(loaded["spacing"], dtype=float).ravel()
+        if spacing.shape != (3,) or not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+            raise InputError(f"{path}: key 'spacing' must hold 3 positive numbers (mm), got {spacing}")
+    return np.asarray(loaded[key]), spacing
+
+
+def read_xray(path):
+    """Read a radiograph as float32 in [0, 1], higher where the body attenuates more.
+
+    PNG/JPEG (8/16-bit grayscale; RGB(A) converted to luminance) are taken as
+    displayed (bone bright). Single-frame DICOM gets the modality LUT/rescale,
+    the VOI LUT or WindowCenter/Width, and MONOCHROME1 inversion (see
+    :func:`xprospect_tf.data.dicom.read_dicom_radiograph`). The result is
+    min-max normalized to [0, 1].
+
+    Args:
+        path: image file.
+
+    Returns:
+        float32 array ``(rows, cols)`` in [0, 1].
+
+    Raises:
+        InputError: missing, corrupt, blank, 3D / multi-frame or unsupported file.
+
+    Example:
+        >>> img = read_xray("view1_frontal.jpg")  # doctest: +SKIP
+        >>> img.dtype, float(img.min()), float(img.max())  # doctest: +SKIP
+        (dtype('float32'), 0.0, 1.0)
+    """
+    source = str(path)
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        what = "a folder" if os.path.isdir(path) else "no such file"
+        raise InputError(f"{source}: {what}; read_xray reads one image file: {XRAY_FORMATS}")
+    if path.lower().endswith(".dcm") or dicom.is_dicom_file(path):
+        image = dicom.read_dicom_radiograph(path)
+    else:
+        image = _read_image(path)
+    return _minmax01(image, source)
+
+
+def _read_image(path):
+    """Grayscale float64 pixels of a PNG/JPEG/TIFF image (RGB -> luminance)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                raise InputError(
+                    f"{path}: an image with {frames} frames (3D/animated); read_xray takes one 2D image"
+                )
+            if img.mode in ("RGB", "RGBA", "P", "PA", "LA", "CMYK", "YCbCr", "LAB", "HSV"):
+                return dicom.luminance(np.asarray(img.convert("RGB")))
+            arr = np.asarray(img)
+    except InputError:
+        raise
+    except UnidentifiedImageError as err:
+        raise InputError(f"{path}: not a readable image; read_xray reads {XRAY_FORMATS}") from err
+    except Exception as err:
+        raise InputError(
+            f"{path}: cannot read this image ({type(err).__name__}: {err}); it is probably "
+            "truncated or corrupt"
+        ) from err
+    if arr.ndim != 2:
+        raise InputError(f"{path}: expected a 2D grayscale image, got shape {arr.shape}")
+    return arr.astype(np.float64)
+
+
+def _minmax01(image, source):
+    image = np.asarray(image, dtype=np.float64)
+    if not np.all(np.isfinite(image)):
+        raise InputError(f"{source}: the image holds NaN or infinite pixels")
+    low, high = float(image.min()), float(image.max())
+    if high <= low:
+        raise InputError(f"{source}: the image is blank (every pixel is {low:g}); check the file")
+    return ((image - low) / (high - low)).astype(np.float32)

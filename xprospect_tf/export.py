@@ -1,0 +1,151 @@
+"""Export a trained model for reuse and serving.
+
+``export_model`` writes, into one folder::
+
+    model.keras      the Keras model (reload with :func:`load_keras_model`)
+    saved_model/     a TensorFlow SavedModel whose ``serving_default`` signature
+                     takes named float32 inputs (``frontal`` and ``lateral``,
+                     ``(None, S, S, 1)``) and returns ``{"ct": (None, S, S, S, 1)}``
+
+The SavedModel needs only TensorFlow to serve (TF Serving, ``tf.saved_model.load``),
+not this package. The folder is written to a temporary sibling and renamed into
+place, so an interrupted export never leaves a folder that looks complete.
+"""
+
+import contextlib
+import importlib
+import logging
+import os
+import pkgutil
+import shutil
+import tempfile
+
+from xprospect_tf.errors import InputError
+
+log = logging.getLogger(__name__)
+
+KERAS_FILE = "model.keras"
+SAVED_MODEL_DIR = "saved_model"
+SERVING_ENDPOINT = "serving_default"
+
+
+@contextlib.contextmanager
+def _atomic_dir(path):
+    """Yield a temporary folder beside ``path``; on success it replaces ``path``."""
+    path = os.path.abspath(os.fspath(path))
+    parent, base = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+    try:
+        yield tmp
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{base}.", suffix=".old", dir=parent)
+            os.rmdir(old)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _input_specs(model):
+    import tensorflow as tf
+
+    specs = {}
+    for tensor in model.inputs:
+        name = tensor.name.split(":")[0]
+        specs[name] = tf.TensorSpec((None,) + tuple(tensor.shape[1:]), tf.float32, name=name)
+    return specs
+
+
+def _serving_fn(model):
+    names = list(model.output_names)
+
+    def serve(inputs):
+        outputs = model(inputs, training=False)
+        if isinstance(outputs, dict):
+            return outputs
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        return dict(zip(names, outputs))
+
+    return serve
+
+
+def export_model(model, out_dir):
+    """Write ``out_dir/model.keras`` and the SavedModel ``out_dir/saved_model/``.
+
+    Args:
+        model: a functional Keras model with named inputs (the reconstruction
+            model: ``frontal`` and ``lateral``, output ``ct``).
+        out_dir: the folder to create (replaced atomically if it exists).
+
+    Returns:
+        dict with the paths ``keras`` and ``saved_model``.
+
+    Example:
+        >>> paths = export_model(model, "exports/512-dense")
+        >>> served = tf.saved_model.load(paths["saved_model"]).signatures["serving_default"]
+        >>> ct = served(frontal=ap[None], lateral=lat[None])["ct"]
+    """
+    import keras
+
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    specs = _input_specs(model)
+    with _atomic_dir(out_dir) as tmp:
+        model.save(os.path.join(tmp, KERAS_FILE))
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SERVING_ENDPOINT, _serving_fn(model), input_signature=[specs])
+        archive.write_out(os.path.join(tmp, SAVED_MODEL_DIR), verbose=False)
+    log.info("exported %s (inputs %s) to %s", model.name, ", ".join(specs), out_dir)
+    return {"keras": os.path.join(out_dir, KERAS_FILE), "saved_model": os.path.join(out_dir, SAVED_MODEL_DIR)}
+
+
+def register_custom_objects():
+    """Import every module of ``xprospect_tf.layers`` and ``xprospect_tf.models``
+    so that their serializable classes are registered before a model is loaded."""
+    import xprospect_tf.training.metrics  # noqa: F401  (PSNR)
+
+    for package_name in ("xprospect_tf.layers", "xprospect_tf.models"):
+        package = importlib.import_module(package_name)
+        for info in pkgutil.walk_packages(package.__path__, package_name + "."):
+            importlib.import_module(info.name)
+
+
+def load_keras_model(path, compile=True):
+    """Load a ``.keras`` model saved by this package.
+
+    Args:
+        path: the ``.keras`` file (or an export folder holding ``model.keras``).
+        compile: restore the optimizer, loss and metrics too.
+
+    Returns:
+        the ``keras.Model``.
+
+    Raises:
+        InputError: the file is missing or cannot be read as a Keras model.
+
+    Example:
+        >>> model = load_keras_model("exports/512-dense")
+    """
+    import keras
+
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, KERAS_FILE)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: model file not found; pass the .keras file written by training or export")
+    if not path.endswith(".keras"):
+        raise InputError(f"{path}: not a .keras file; pass the .keras file written by training or export")
+    register_custom_objects()
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as e:  # zip, JSON, HDF5 and deserialization errors alike
+        raise InputError(
+            f"{path}: cannot load the Keras model ({type(e).__name__}: {e}); "
+            "the file may be truncated or written by an incompatible version - export it again"
+        ) from e

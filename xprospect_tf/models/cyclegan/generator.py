@@ -1,0 +1,153 @@
+"""The CycleGAN ResNet generator (Zhu et al., 2017) used for style transfer.
+
+XprospeCT (Paulson et al., 2024, section 3.1) trains one CycleGAN per view to turn
+mean-CT projections into images that look like real radiographs. The generator
+is CycleGAN's ResNet generator: reflection padding, a 7x7 convolution, two
+stride-2 down-samplings, residual blocks, two transposed-convolution
+up-samplings and a 7x7 output convolution. Instance normalization is
+``keras.layers.GroupNormalization(groups=-1)`` (one group per channel). The
+output is a sigmoid, since the images are float32 in [0, 1], shape ``(H, W, 1)``.
+"""
+
+import keras
+from keras import ops
+
+from xprospect_tf.errors import ConfigError
+
+MIN_SIZE = 8  # the residual blocks' 1-pixel reflection needs >= 2x2 features
+
+
+@keras.saving.register_keras_serializable(package="xprospect_tf")
+class ReflectionPadding2D(keras.layers.Layer):
+    """Pad the two spatial axes of ``(B, H, W, C)`` by reflection (no edge repeat).
+
+    Args:
+        padding: int or ``(pad_rows, pad_cols)``; each must be smaller than the
+            padded axis (a reflection cannot reach past the opposite edge).
+        **kwargs: passed to ``keras.layers.Layer``.
+
+    Call arguments:
+        inputs: a ``(B, H, W, C)`` tensor.
+
+    Returns:
+        a ``(B, H + 2 * pad_rows, W + 2 * pad_cols, C)`` tensor.
+
+    Example:
+        >>> ReflectionPadding2D(1)(keras.ops.zeros((1, 4, 4, 1))).shape
+        (1, 6, 6, 1)
+    """
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
+        if len(pad) != 2 or any(int(p) < 0 for p in pad):
+            raise ConfigError(
+                f"ReflectionPadding2D: padding must be a non-negative int or a pair, got {padding!r}"
+            )
+        self.padding = tuple(int(p) for p in pad)
+
+    def call(self, inputs):
+        rows, cols = self.padding
+        return ops.pad(inputs, [[0, 0], [rows, rows], [cols, cols], [0, 0]], mode="reflect")
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        rows, cols = self.padding
+        return (
+            batch,
+            None if height is None else height + 2 * rows,
+            None if width is None else width + 2 * cols,
+            channels,
+        )
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+def default_residual_blocks(size):
+    """CycleGAN's number of residual blocks: 6 for images up to 128, 9 above.
+
+    Args:
+        size: image side in pixels.
+
+    Returns:
+        6 or 9.
+
+    Example:
+        >>> default_residual_blocks(256)
+        9
+    """
+    return 9 if size > 128 else 6
+
+
+def build_resnet_generator(size=64, filters=32, n_residual=None, name=None):
+    """Build the CycleGAN ResNet generator for ``(size, size, 1)`` images in [0, 1].
+
+    Section 3.1 of XprospeCT (Paulson et al., 2024): the style-transfer network
+    that maps mean-CT projections to X-ray-looking images (and back).
+
+    Args:
+        size: image side; a multiple of 4 and at least 8 (two 2x down-samplings).
+        filters: channels of the first convolution (CycleGAN uses 64); doubled
+            at each down-sampling.
+        n_residual: residual blocks; ``None`` for CycleGAN's default
+            (:func:`default_residual_blocks`).
+        name: the model's name (``"resnet_generator"`` if ``None``).
+
+    Returns:
+        a functional ``keras.Model`` mapping ``(B, size, size, 1)`` to
+        ``(B, size, size, 1)`` with values in [0, 1].
+
+    Example:
+        >>> g = build_resnet_generator(size=16, filters=4, n_residual=1)
+        >>> g(keras.ops.zeros((2, 16, 16, 1))).shape
+        (2, 16, 16, 1)
+    """
+    _check_generator_args(size, filters, n_residual)
+    n_residual = default_residual_blocks(size) if n_residual is None else n_residual
+    inputs = keras.Input((size, size, 1), name="image")
+    x = ReflectionPadding2D(3, name="stem_pad")(inputs)
+    x = _conv_norm_relu(x, filters, 7, 1, "valid", "stem")
+    for i in (1, 2):
+        x = _conv_norm_relu(x, filters * 2**i, 3, 2, "same", f"down{i}")
+    for i in range(n_residual):
+        x = _residual_block(x, filters * 4, f"res{i}")
+    for i in (1, 2):
+        x = keras.layers.Conv2DTranspose(
+            filters * 2 ** (2 - i), 3, strides=2, padding="same", name=f"up{i}_conv"
+        )(x)
+        x = _norm_relu(x, f"up{i}")
+    x = ReflectionPadding2D(3, name="head_pad")(x)
+    outputs = keras.layers.Conv2D(1, 7, activation="sigmoid", name="head_conv")(x)
+    return keras.Model(inputs, outputs, name=name or "resnet_generator")
+
+
+def _check_generator_args(size, filters, n_residual):
+    if not isinstance(size, int) or size < MIN_SIZE or size % 4:
+        raise ConfigError(
+            f"style transfer image size: got {size!r}; use a multiple of 4 that is at least "
+            f"{MIN_SIZE} (the generator down-samples twice by 2)"
+        )
+    if not isinstance(filters, int) or filters < 1:
+        raise ConfigError(f"generator filters: got {filters!r}; use a positive integer")
+    if n_residual is not None and (not isinstance(n_residual, int) or n_residual < 0):
+        raise ConfigError(f"generator n_residual: got {n_residual!r}; use an integer >= 0 or None")
+
+
+def _norm_relu(x, name):
+    x = keras.layers.GroupNormalization(groups=-1, name=f"{name}_norm")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _conv_norm_relu(x, filters, kernel, strides, padding, name):
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, name=f"{name}_conv")(x)
+    return _norm_relu(x, name)
+
+
+def _residual_block(x, filters, name):
+    y = ReflectionPadding2D(1, name=f"{name}_pad1")(x)
+    y = _conv_norm_relu(y, filters, 3, 1, "valid", f"{name}_a")
+    y = ReflectionPadding2D(1, name=f"{name}_pad2")(y)
+    y = keras.layers.Conv2D(filters, 3, name=f"{name}_b_conv")(y)
+    y = keras.layers.GroupNormalization(groups=-1, name=f"{name}_b_norm")(y)
+    return keras.layers.Add(name=f"{name}_add")([x, y])

@@ -1,0 +1,236 @@
+"""The XprospeCT reconstruction model: two X-rays -> a CT volume (Paulson et al., 2024).
+
+Layout (``docs/architecture.md`` has the layer-by-layer table)::
+
+    frontal ap[z, x] --2D UNet encoder--> bottleneck --Connection-A--> 3D coronal decoder
+                          └── skips ──Connection-B (depth y)──────────────┘   (z, x, y)
+    lateral lat[z, y] --2D UNet encoder--> bottleneck --Connection-A--> 3D sagittal decoder
+                          └── skips ──Connection-B (depth x)──────────────┘   (z, y, x)
+    bottom scale: Connection-C(coronal, sagittal); every other scale:
+    Connection-D(coronal, sagittal, up-sampled fusion) [+ BackProjection if projinj]
+    -> 3D fusion decoder -> 1x1x1 Conv3D + sigmoid -> "ct" (z, x, y, 1) in [0, 1]
+"""
+
+import logging
+import math
+
+import keras
+
+from xprospect_tf.errors import ConfigError, TensorSizeError
+from xprospect_tf.layers import (
+    BackProjection, ConnectionA, ConnectionB, ConnectionC, ConnectionD, ConvBlock,
+    downsample, selu_conv, upsample,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_SIZE = 16
+FILTER_CAP = 8  # filters stop doubling at FILTER_CAP * base_filters
+MAX_KERNEL_ELEMENTS = 2**31 - 1  # TensorFlow's per-tensor element limit
+
+
+def default_levels(size):
+    """Down-sampling levels so the bottleneck is 4 x 4 (a 4^3 Connection-A grid): log2(size) - 2."""
+    return int(math.log2(size)) - 2
+
+
+def level_filters(base_filters, levels):
+    """Channels at each scale 0..levels: ``base_filters * 2**i``, capped at 8 * base_filters.
+
+    Example:
+        >>> level_filters(16, 5)
+        [16, 32, 64, 128, 128, 128]
+    """
+    return [min(base_filters * 2**i, FILTER_CAP * base_filters) for i in range(levels + 1)]
+
+
+def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_filters=16,
+                               levels=None, name=None):
+    """Build the XprospeCT UNet-Dense (optionally ProjInj) model as a functional ``keras.Model``.
+
+    Paulson et al., 2024, Table 1 rows "64-Dense", "512-Dense", "512-Dense MAE"
+    (``dense_units`` 64/512) and "512-ProjInj" (section 4.4, ``projinj=True``).
+    Two 2D UNet encoders (coronal on the frontal image, sagittal on the
+    lateral) feed 3D decoders through Connection-A (dense bottleneck) and
+    Connection-B (skips expanded along the projection axis); a fusion decoder
+    joins them with Connection-C/D. SELU + lecun_normal throughout, no batch
+    norm; a 1x1x1 sigmoid convolution gives the volume in [0, 1].
+
+    Args:
+        size: side of the input images and output cube; a power of two >= 16.
+        dense_units: units of Connection-A's bottleneck Dense layer.
+        projinj: inject the back-projected X-rays into the fusion decoder at
+            every scale (the "ProjInj" model).
+        base_filters: channels at full resolution; doubled per level, capped
+            at 8 * base_filters.
+        levels: down-sampling levels; ``None`` gives log2(size) - 2 (a 4^3 bottleneck grid).
+        name: model name; ``None`` gives e.g. ``"xprospect_512_dense"``.
+
+    Returns:
+        A ``keras.Model`` with inputs ``[frontal (size, size, 1), lateral (size, size, 1)]``
+        and output ``"ct"`` of shape ``(size, size, size, 1)`` in ``vol[z, x, y]`` order.
+
+    Raises:
+        ConfigError: an argument is out of range (the message names it).
+        TensorSizeError: a Connection-A Dense kernel would exceed 2^31 elements.
+
+    Example:
+        >>> model = build_reconstruction_model(size=16, dense_units=8, base_filters=2)
+        >>> model.output_shape
+        (None, 16, 16, 16, 1)
+    """
+    levels = _validated_levels(size, dense_units, projinj, base_filters, levels)
+    filters = level_filters(base_filters, levels)
+    _check_dense_kernels(size, levels, filters[-1], dense_units)
+    name = name or f"xprospect_{dense_units}_{'projinj' if projinj else 'dense'}"
+
+    frontal = keras.Input((size, size, 1), name="frontal")
+    lateral = keras.Input((size, size, 1), name="lateral")
+    coronal = _branch(frontal, "coronal", filters, dense_units)
+    sagittal = _branch(lateral, "sagittal", filters, dense_units)
+    images = (frontal, lateral) if projinj else None
+    ct = _fusion_decoder(coronal, sagittal, images, filters)
+
+    model = keras.Model([frontal, lateral], ct, name=name)
+    log.info("built %s: size %d, %d levels, filters %s, %d parameters",
+             name, size, levels, filters, model.count_params())
+    return model
+
+
+# -- the functional graph --------------------------------------------------------
+
+
+def _encoder(image, prefix, filters):
+    """2D UNet encoder: the skip feature at each scale 0..L-1 and the bottleneck."""
+    skips, x = [], image
+    for i, f in enumerate(filters[:-1]):
+        x = ConvBlock(f, spatial_dims=2, name=f"{prefix}_encoder_{i}")(x)
+        skips.append(x)
+        x = downsample(2, name=f"{prefix}_down_{i}")(x)
+    bottleneck = ConvBlock(filters[-1], spatial_dims=2, name=f"{prefix}_encoder_{len(skips)}")(x)
+    return skips, bottleneck
+
+
+def _branch(image, prefix, filters, dense_units):
+    """One view's encoder and 3D decoder; returns its volume at each scale 0..L."""
+    skips, bottleneck = _encoder(image, prefix, filters)
+    x = ConnectionA(dense_units, grid_size=bottleneck.shape[1], filters=filters[-1],
+                    name=f"{prefix}_connection_a")(bottleneck)
+    volumes = [x]
+    for i in reversed(range(len(skips))):
+        up = upsample(3, name=f"{prefix}_up_{i}")(x)
+        skip = ConnectionB(filters[i], name=f"{prefix}_connection_b_{i}")(skips[i])
+        x = keras.layers.Concatenate(name=f"{prefix}_concat_{i}")([up, skip])
+        x = ConvBlock(filters[i], spatial_dims=3, name=f"{prefix}_decoder_{i}")(x)
+        volumes.append(x)
+    return volumes[::-1]
+
+
+def _inject(x, images, level):
+    """Concatenate the back-projected X-rays at ``level``'s scale (ProjInj), if any."""
+    if images is None:
+        return x
+    projected = BackProjection(pool_size=2**level, name=f"projinj_{level}")(list(images))
+    return keras.layers.Concatenate(name=f"projinj_concat_{level}")([x, projected])
+
+
+def _fusion_decoder(coronal, sagittal, images, filters):
+    """Fuse the branch volumes bottom-up (Connection-C, then Connection-D) into the CT volume."""
+    bottom = len(filters) - 1
+    x = ConnectionC(name="connection_c")([coronal[bottom], sagittal[bottom]])
+    x = ConvBlock(filters[bottom], spatial_dims=3, name=f"fusion_{bottom}")(_inject(x, images, bottom))
+    for i in reversed(range(bottom)):
+        up = upsample(3, name=f"fusion_up_{i}")(x)
+        x = ConnectionD(name=f"connection_d_{i}")([coronal[i], sagittal[i], up])
+        x = ConvBlock(filters[i], spatial_dims=3, name=f"fusion_{i}")(_inject(x, images, i))
+    return selu_conv(1, 3, name="ct", kernel_size=1, activation="sigmoid")(x)
+
+
+# -- argument checks -------------------------------------------------------------
+
+
+def _require_positive_int(argument, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"{argument} = {value!r}: use a positive integer")
+
+
+def _validated_levels(size, dense_units, projinj, base_filters, levels):
+    """Check the builder's arguments; return the number of levels to use."""
+    _require_positive_int("size", size)
+    if size < MIN_SIZE or size & (size - 1):
+        raise ConfigError(f"size = {size}: use a power of two >= {MIN_SIZE} (e.g. 64, 128, 256)")
+    _require_positive_int("dense_units", dense_units)
+    _require_positive_int("base_filters", base_filters)
+    if not isinstance(projinj, bool):
+        raise ConfigError(f"projinj = {projinj!r}: use true or false")
+    if levels is None:
+        return default_levels(size)
+    _require_positive_int("levels", levels)
+    most = int(math.log2(size)) - 1
+    if levels > most:
+        raise ConfigError(
+            f"levels = {levels}: at size {size} use 1..{most} (the bottleneck must be >= 2 x 2), "
+            f"or null for {default_levels(size)}"
+        )
+    return levels
+
+
+def _check_dense_kernels(size, levels, channels, dense_units):
+    """Raise TensorSizeError if a Connection-A Dense kernel exceeds 2^31 elements."""
+    grid = size // 2**levels
+    features = grid * grid * channels
+    largest = max(features * dense_units, dense_units * grid**3 * channels)
+    if largest > MAX_KERNEL_ELEMENTS:
+        raise TensorSizeError(
+            f"levels = {levels} at size {size}: a Connection-A Dense kernel would hold "
+            f"{largest:,} weights (TensorFlow's limit is 2^31); raise levels "
+            f"(null gives {default_levels(size)}) or lower dense_units"
+        )
+
+
+# -- configuration -> model ------------------------------------------------------
+
+
+def _unet_dense(config_model, size):
+    return build_reconstruction_model(
+        size=size, dense_units=config_model.dense_units, projinj=config_model.projinj,
+        base_filters=config_model.base_filters, levels=config_model.levels,
+    )
+
+
+MODEL_BUILDERS = {"unet-dense": _unet_dense}
+BASELINES = ("mean-volume", "back-projection")
+
+
+def build_model(config_model, size):
+    """Build the Keras model a :class:`~xprospect_tf.config.ModelConfig` names.
+
+    Dispatches on ``config_model.architecture`` through :data:`MODEL_BUILDERS`.
+
+    Args:
+        config_model: the row's ``ModelConfig``.
+        size: cube side (the row's ``data.size``).
+
+    Returns:
+        An uncompiled ``keras.Model``.
+
+    Raises:
+        ConfigError: the architecture is a baseline (it needs no model) or unknown.
+
+    Example:
+        >>> from xprospect_tf.config import ModelConfig
+        >>> build_model(ModelConfig(dense_units=8, base_filters=2), 16).name
+        'xprospect_8_dense'
+    """
+    architecture = config_model.architecture
+    if architecture in BASELINES:
+        raise ConfigError(
+            f"model.architecture = {architecture!r} is a baseline computed without a model "
+            f"(it needs no training); only {', '.join(MODEL_BUILDERS)} builds a Keras model"
+        )
+    if architecture not in MODEL_BUILDERS:
+        raise ConfigError(
+            f"model.architecture = {architecture!r}: use one of "
+            f"{', '.join(list(MODEL_BUILDERS) + list(BASELINES))}"
+        )
+    return MODEL_BUILDERS[architecture](config_model, size)

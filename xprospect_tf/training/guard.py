@@ -1,0 +1,228 @@
+"""Tensor-size guard: catch tensors TensorFlow cannot hold before training.
+
+Paper section 5.2: TensorFlow fails on a tensor (or a layer's weights) with more
+than 2^31 - 1 elements (32-bit indexing in many kernels; 2^32 bytes in protobuf
+graph serialization), with errors that do not say which layer is at fault. At
+128^3 and beyond, a decoder activation of shape ``(batch, S, S, S, filters)``
+reaches that limit quickly. This module walks a built Keras model, multiplies
+every activation by the batch size, and reports the offenders by name.
+"""
+
+import dataclasses
+import logging
+import math
+
+from xprospect_tf.errors import ConfigError, TensorSizeError
+
+log = logging.getLogger(__name__)
+
+INT32_LIMIT = 2**31 - 1
+BYTES_PER_ELEMENT = 4  # float32
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSize:
+    """Sizes of one layer: its output activations (times the batch) and weights."""
+
+    name: str
+    class_name: str
+    output_shapes: tuple  # per output tensor, batch dimension included
+    activation_elements: int  # all outputs, batch included
+    largest_activation: int  # largest single output tensor, batch included
+    weight_elements: int
+    largest_weight: int  # largest single weight tensor
+
+    @property
+    def largest_tensor(self):
+        return max(self.largest_activation, self.largest_weight)
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeReport:
+    """Per-layer tensor sizes of a model at a batch size (see :func:`tensor_size_report`).
+
+    Attributes:
+        batch_size: the batch size the activations were multiplied by.
+        layers: one :class:`LayerSize` per layer, in model order.
+        optimizer_slots: optimizer variables per weight used by the memory estimate.
+    """
+
+    batch_size: int
+    layers: tuple
+    optimizer_slots: int = 2
+
+    @property
+    def weight_elements(self):
+        return sum(r.weight_elements for r in self.layers)
+
+    @property
+    def activation_elements(self):
+        return sum(r.activation_elements for r in self.layers)
+
+    @property
+    def largest(self):
+        """The :class:`LayerSize` holding the largest single tensor."""
+        return max(self.layers, key=lambda r: r.largest_tensor)
+
+    @property
+    def training_bytes(self):
+        """Estimated training memory in bytes (float32), an order-of-magnitude guide.
+
+        ``4 * (W * (2 + slots) + A)``: the weights ``W``, their gradients, the
+        optimizer's slot variables (2 per weight for Adam/Nadam), and every
+        layer's output activations ``A`` (batch included), all kept for
+        back-propagation. It ignores temporary buffers of individual kernels
+        (cuDNN workspaces, padded copies) and framework overhead, so real peaks
+        are higher; it also ignores activation re-use by the runtime, so simple
+        chains may need less.
+        """
+        w = self.weight_elements
+        return BYTES_PER_ELEMENT * (w * (2 + self.optimizer_slots) + self.activation_elements)
+
+    def max_batch_size(self, limit=INT32_LIMIT):
+        """The largest batch size whose activations all stay within ``limit``
+        elements (0 when a weight tensor alone exceeds it)."""
+        if any(r.largest_weight > limit for r in self.layers):
+            return 0
+        per_sample = max((r.largest_activation // self.batch_size for r in self.layers), default=0)
+        return limit // per_sample if per_sample else math.inf
+
+    def violations(self, limit=INT32_LIMIT):
+        """Layers with an output activation or a weight of more than ``limit`` elements,
+        largest first."""
+        bad = [r for r in self.layers if r.largest_tensor > limit]
+        return sorted(bad, key=lambda r: -r.largest_tensor)
+
+    def format(self, top=15):
+        """A readable table of the ``top`` layers with the largest tensors, then totals."""
+        rows = sorted(self.layers, key=lambda r: -r.largest_tensor)[:top]
+        header = f"{'layer':<28} {'class':<20} {'output shape':<28} {'activations':>15} {'weights':>13}"
+        lines = [f"tensor sizes at batch size {self.batch_size} (largest first)", header, "-" * len(header)]
+        for r in rows:
+            shape = ", ".join(str(s) for s in r.output_shapes)
+            lines.append(
+                f"{r.name[:28]:<28} {r.class_name[:20]:<20} {shape[:28]:<28} "
+                f"{r.activation_elements:>15,} {r.weight_elements:>13,}"
+            )
+        largest = self.largest
+        lines += [
+            "-" * len(header),
+            f"largest tensor: {largest.largest_tensor:,} elements in layer {largest.name!r}",
+            f"total weights: {self.weight_elements:,}; total activations: {self.activation_elements:,}",
+            f"estimated training memory: {self.training_bytes / 2**30:.2f} GiB "
+            f"(float32; weights, gradients, {self.optimizer_slots} optimizer slots, activations)",
+        ]
+        return "\n".join(lines)
+
+
+def _leaf_layers(model, nested=False):
+    import keras
+
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer, nested=True)
+        elif nested and isinstance(layer, keras.layers.InputLayer):
+            continue  # aliases the outer tensor that feeds the nested model
+        else:
+            yield layer
+
+
+def _output_shapes(layer, batch_size):
+    import keras
+
+    try:
+        outputs = keras.tree.flatten(layer.output)
+    except (AttributeError, ValueError):  # unbuilt, or shared across several calls
+        log.warning("layer %r: no single output; its activations are not counted", layer.name)
+        return ()
+    shapes = []
+    for t in outputs:
+        dims = tuple(t.shape)
+        if any(d is None for d in dims[1:]):
+            raise ConfigError(
+                f"layer {layer.name!r} has a dynamic output shape {dims}; "
+                "tensor_size_report needs a model built on fixed input shapes"
+            )
+        shapes.append((batch_size,) + dims[1:])
+    return tuple(shapes)
+
+
+def _layer_size(layer, batch_size):
+    shapes = _output_shapes(layer, batch_size)
+    activations = [math.prod(s) for s in shapes]
+    weights = [math.prod(w.shape) for w in layer.weights]
+    return LayerSize(
+        name=layer.name,
+        class_name=type(layer).__name__,
+        output_shapes=shapes,
+        activation_elements=sum(activations),
+        largest_activation=max(activations, default=0),
+        weight_elements=sum(weights),
+        largest_weight=max(weights, default=0),
+    )
+
+
+def tensor_size_report(model, batch_size, optimizer_slots=2):
+    """Walk every layer of a built functional model and size its tensors.
+
+    Paper section 5.2. Nested models are walked layer by layer. Symbolic models
+    allocate no activations, so this is safe for sizes that would not fit.
+
+    Args:
+        model: a built functional ``keras.Model``.
+        batch_size: the (per-replica) batch size the activations are multiplied by.
+        optimizer_slots: optimizer variables per weight (2 for Adam/Nadam, 0 for SGD).
+
+    Returns:
+        a :class:`SizeReport`.
+
+    Example:
+        >>> report = tensor_size_report(model, batch_size=2)
+        >>> print(report.format())
+    """
+    if int(batch_size) < 1:
+        raise ConfigError(f"train.batch_size: must be at least 1, got {batch_size}")
+    layers = tuple(_layer_size(layer, int(batch_size)) for layer in _leaf_layers(model))
+    if not layers:
+        raise ConfigError("tensor_size_report: the model has no layers; build it first")
+    return SizeReport(batch_size=int(batch_size), layers=layers, optimizer_slots=optimizer_slots)
+
+
+def check_tensor_sizes(model, batch_size, limit=INT32_LIMIT):
+    """Raise :class:`TensorSizeError` if any activation or weight exceeds ``limit`` elements.
+
+    Paper section 5.2. The message names the largest offending layer, its element
+    count, the limit, and what to change.
+
+    Args:
+        model: a built functional ``keras.Model``.
+        batch_size: the per-replica batch size.
+        limit: the element limit (TensorFlow's int32 indexing: ``2**31 - 1``).
+
+    Returns:
+        the :class:`SizeReport` when everything fits.
+
+    Example:
+        >>> check_tensor_sizes(model, batch_size=1)  # raises if too large
+    """
+    report = tensor_size_report(model, batch_size)
+    bad = report.violations(limit)
+    if not bad:
+        return report
+    worst = bad[0]
+    max_batch = report.max_batch_size(limit)
+    if worst.largest_weight > limit:
+        advice = "a weight tensor alone is too large: reduce model.dense_units, model.base_filters or data.size"
+    elif max_batch == 0:
+        advice = "even batch size 1 is too large: reduce data.size or model.base_filters"
+    else:
+        advice = (
+            f"reduce train.batch_size to {max_batch} or less (the largest that fits), "
+            f"or reduce data.size or model.base_filters"
+        )
+    raise TensorSizeError(
+        f"layer {worst.name!r} ({worst.class_name}, output {', '.join(map(str, worst.output_shapes))}) "
+        f"holds a tensor of {worst.largest_tensor:,} elements at batch size {batch_size}, "
+        f"over TensorFlow's limit of {limit:,} elements (paper section 5.2); {advice}. "
+        f"{len(bad)} layer(s) exceed the limit."
+    )
