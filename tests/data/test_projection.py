@@ -1,8 +1,11 @@
 """Tests of xprospect_tf.data.projection against independent numpy references."""
 
+import doctest
+
 import numpy as np
 import pytest
 
+from xprospect_tf.data import projection
 from xprospect_tf.data.projection import attenuation, back_projection, drr, mean_projections
 from xprospect_tf.data.volume import canonical_affine
 from xprospect_tf.errors import ConfigError, InputError
@@ -153,7 +156,12 @@ def test_back_projection_batched(rng):
     np.testing.assert_allclose(vol[1], back_projection(ap[1], lat[1]))
 
 
-@pytest.mark.parametrize("ap_shape, lat_shape", [((4, 5), (3, 5)), ((4, 5, 1), (4, 6, 1)), ((5,), (5,))])
+@pytest.mark.parametrize("ap_shape, lat_shape",
+                         [((4, 5), (3, 5)), ((4, 5, 1), (4, 6, 1)), ((5,), (5,))])
 def test_back_projection_rejects_mismatched_images(ap_shape, lat_shape):
     with pytest.raises(InputError, match="back_projection"):
         back_projection(np.zeros(ap_shape), np.zeros(lat_shape))
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(projection, raise_on_error=False).failed == 0

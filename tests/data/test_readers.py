@@ -6,7 +6,6 @@ values elsewhere) so that every acquisition orientation must read back as
 exactly ``TRUTH``. Real files come from pydicom's and nibabel's bundled test data.
 """
 
-import gzip
 import os
 
 import nibabel as nib
@@ -446,6 +445,10 @@ def test_xray_monochrome1_equals_monochrome2(tmp_path, rng):
     np.testing.assert_allclose(out2, _minmax(_window(anatomy, center, width)), atol=1e-6)
     np.testing.assert_allclose(out1, out2, atol=1e-6)
     assert out2[np.unravel_index(np.argmax(anatomy), anatomy.shape)] == 1.0  # dense = bright
+    inverse = dicom_slice(4095 - anatomy, slope=1, intercept=0, signed=False, BitsStored=12, HighBit=11,
+                          PresentationLUTShape="INVERSE", Modality="DX")
+    inverse.save_as(tmp_path / "inv.dcm", enforce_file_format=True)
+    np.testing.assert_allclose(read_xray(tmp_path / "inv.dcm"), _minmax(anatomy), atol=1e-6)
 
 
 def test_xray_real_monochrome1_radiograph():

@@ -1,5 +1,6 @@
 """Tests of xprospect_tf.data.transforms against numpy / scipy / skimage references."""
 
+import doctest
 import time
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 from scipy import ndimage
 from skimage.transform import resize as sk_resize
 
+from xprospect_tf.data import transforms
 from xprospect_tf.data.transforms import (
     body_center,
     crop_or_pad_cube,
@@ -77,7 +79,8 @@ def test_resample_matches_scipy_reference_when_not_downsampling(rng):
     target = 1.7
     out = resample_isotropic(v, target)
     expected_shape = tuple(
-        int(np.sum(np.arange(200) * target <= (n - 1) * s + 1e-9)) for n, s in zip(v.shape, v.spacing)
+        int(np.sum(np.arange(200) * target <= (n - 1) * s + 1e-9))
+        for n, s in zip(v.shape, v.spacing)
     )
     assert out.shape == expected_shape
     assert out.spacing == (target,) * 3 and out.origin == v.origin
@@ -234,7 +237,8 @@ def test_prepare_volume_centres_body_at_fov_spacing(size, fov):
 
 
 def test_prepare_volume_hu_preserved_in_body():
-    v = body_cylinder((40, 100, 100), (2.0, 2.0, 2.0), axis_mm=(100.0, 100.0), radii_mm=(80.0, 70.0))
+    v = body_cylinder((40, 100, 100), (2.0, 2.0, 2.0), axis_mm=(100.0, 100.0),
+                      radii_mm=(80.0, 70.0))
     out = prepare_volume(v, 16, fov_mm=200.0)
     assert out.hu[8, 8, 4] == pytest.approx(40.0, abs=1e-3)  # soft tissue in front of the lungs
     assert out.hu.min() >= -1000.0 and out.hu.max() <= 40.0 + 1e-3
@@ -277,3 +281,7 @@ def test_prepare_volume_runtime_full_size_ct():
         print(f"prepare_volume 300x512x512 -> {size}^3: {seconds:.2f} s")
         assert out.shape == (size,) * 3
         assert seconds < 10.0
+
+
+def test_docstring_examples_run():
+    assert doctest.testmod(transforms, raise_on_error=False).failed == 0

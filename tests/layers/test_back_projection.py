@@ -35,7 +35,8 @@ def reference(frontal, lateral, p, combine):
 def test_back_projection_matches_numpy_broadcast(kwargs, shapes, expected_shape):
     out = check_layer(BackProjection, kwargs, shapes, expected_shape, expected_params=0)
     frontal, lateral = random_inputs(shapes)
-    expected = reference(frontal, lateral, kwargs.get("pool_size", 1), kwargs.get("combine", "channels"))
+    pool_size, combine = kwargs.get("pool_size", 1), kwargs.get("combine", "channels")
+    expected = reference(frontal, lateral, pool_size, combine)
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
 
 
@@ -52,7 +53,9 @@ def test_frontal_is_smeared_along_y_and_lateral_along_x():
     assert out[..., 1].sum() == 5
 
 
-@pytest.mark.parametrize("kwargs, word", [({"combine": "sum"}, "combine"), ({"pool_size": 0}, "pool_size")])
+@pytest.mark.parametrize(
+    "kwargs, word", [({"combine": "sum"}, "combine"), ({"pool_size": 0}, "pool_size")]
+)
 def test_bad_arguments_raise_config_error(kwargs, word):
     with pytest.raises(ConfigError, match=word):
         BackProjection(**kwargs)

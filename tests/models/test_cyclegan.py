@@ -124,7 +124,7 @@ def test_compute_losses_match_numpy_and_cycle_lambda(rng):
     g_ab, g_ba = (lambda x: np.asarray(gan.g_ab(x))), (lambda x: np.asarray(gan.g_ba(x)))
     cycle = np.mean(np.abs(a - g_ba(g_ab(a)))) + np.mean(np.abs(b - g_ab(g_ba(b))))
     identity = np.mean(np.abs(a - g_ba(a))) + np.mean(np.abs(b - g_ab(b)))
-    adv = np.mean((np.asarray(gan.d_a(g_ba(b))) - 1) ** 2) + np.mean((np.asarray(gan.d_b(g_ab(a))) - 1) ** 2)
+    adv = sum(np.mean((np.asarray(d(x)) - 1) ** 2) for d, x in ((gan.d_a, g_ba(b)), (gan.d_b, g_ab(a))))
     np.testing.assert_allclose(losses20["cycle_loss"], cycle, rtol=1e-5)
     np.testing.assert_allclose(losses20["identity_loss"], identity, rtol=1e-5)
     np.testing.assert_allclose(losses20["adv_loss"], adv, rtol=1e-5)
@@ -184,8 +184,8 @@ def test_ema_reset_sets_weights_to_moving_average(rng):
     tracking = CycleGAN.from_config(resetting.get_config())
     tracking.set_weights(resetting.get_weights())
     for model, ema_every in ((resetting, every), (tracking, None)):
-        model.compile(paper_optimizer(lr, momentum, ema_every), paper_optimizer(lr, momentum, ema_every),
-                      run_eagerly=True)
+        optimizers = [paper_optimizer(lr, momentum, ema_every) for _ in range(2)]
+        model.compile(*optimizers, run_eagerly=True)
     batch = (images(rng), images(rng))
     seen = []  # the twin that never resets: its weights are the raw trajectory
     for _ in range(every):

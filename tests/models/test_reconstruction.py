@@ -50,7 +50,9 @@ def test_level_filters_double_and_cap():
 
 
 def test_dense_units_change_parameters_by_the_dense_weight_difference():
-    small, large = (build_reconstruction_model(size=16, dense_units=u, base_filters=2) for u in (4, 12))
+    small, large = (
+        build_reconstruction_model(size=16, dense_units=u, base_filters=2) for u in (4, 12)
+    )
     channels = level_filters(2, 2)[-1]
     flat = 4 * 4 * channels  # 2D bottleneck, flattened
     grid_cells = 4**3 * channels
@@ -65,8 +67,8 @@ def test_projinj_feeds_back_projections_into_every_fusion_scale(tiny_models):
     assert sorted(l.pool_size for l in injections) == [2**i for i in range(len(filters))]
     assert not any(isinstance(l, BackProjection) for l in plain.layers)
     for i in range(len(filters)):
-        extra = projinj.get_layer(f"fusion_{i}").input.shape[-1] - plain.get_layer(f"fusion_{i}").input.shape[-1]
-        assert extra == 2  # frontal and lateral smears
+        channels = [m.get_layer(f"fusion_{i}").input.shape[-1] for m in (plain, projinj)]
+        assert channels[1] - channels[0] == 2  # frontal and lateral smears
     # only the first convolution of each fusion block sees 2 more input channels
     assert projinj.count_params() - plain.count_params() == sum(27 * 2 * f for f in filters)
 

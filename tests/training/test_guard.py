@@ -17,7 +17,8 @@ def _tiny_model(size=8, filters=2):
     x = keras.layers.Dense(size**3, name="dense")(x)
     x = keras.layers.Reshape((size, size, size, 1), name="reshape")(x)
     inner_in = keras.Input((size, size, size, 1))
-    inner = keras.Model(inner_in, keras.layers.Conv3D(filters, 3, padding="same", name="conv")(inner_in), name="decoder")
+    conv = keras.layers.Conv3D(filters, 3, padding="same", name="conv")(inner_in)
+    inner = keras.Model(inner_in, conv, name="decoder")
     x = inner(x)
     ct = keras.layers.Conv3D(1, 1, name="ct")(x)
     return keras.Model({"frontal": frontal, "lateral": lateral}, ct)
@@ -43,7 +44,8 @@ def test_report_counts_match_keras_and_numpy():
     text = report.format(top=3)
     assert text.splitlines()[3].startswith("dense")
     assert "estimated training memory" in text
-    assert len([l for l in text.splitlines() if l.startswith(("conv", "ct ", "reshape", "flat", "concat", "frontal", "lateral"))]) == 2
+    others = ("conv", "ct ", "reshape", "flat", "concat", "frontal", "lateral")
+    assert len([line for line in text.splitlines() if line.startswith(others)]) == 2  # top=3
 
 
 def test_check_passes_and_fails_with_batch_advice():

@@ -13,6 +13,7 @@ _EXPORTS = {
     "read_volume": "readers",
     "read_xray": "readers",
     "chexpert_pairs": "chexpert",
+    "chexpert_images": "chexpert",
     "hu_window": "transforms",
     "resample_isotropic": "transforms",
     "crop_or_pad_cube": "transforms",

@@ -22,7 +22,8 @@ _VIEW_NUMBER = re.compile(r"view(\d+)", re.IGNORECASE)
 def chexpert_pairs(csv_path, frontal="any", root=None):
     """One (frontal, lateral) image pair per CheXpert study that has both views.
 
-    A study is the folder of an image (``<split>/<patient>/<study>``). When a
+    A study is the folder of an image (``<split>/<patient>/<study>``, the
+    ``Path`` up to its last ``/``). When a
     study holds several images of one view, the lowest view number in the file
     name wins (``view1_frontal.jpg`` before ``view2_frontal.jpg``; ties and
     names without a number fall back to the path, alphabetically), so the
@@ -57,7 +58,7 @@ def chexpert_pairs(csv_path, frontal="any", root=None):
             continue
         if view not in ("frontal", "lateral"):
             continue
-        best = studies.setdefault(_study_of(path), {})
+        best = studies.setdefault(path.rpartition("/")[0], {})
         if view not in best or _view_key(path) < _view_key(best[view]):
             best[view] = path
     base = _root(csv_path, root)
@@ -98,13 +99,8 @@ def _root(csv_path, root):
     return os.path.dirname(os.path.dirname(os.path.abspath(os.fspath(csv_path))))
 
 
-def _study_of(path):
-    return path.replace("\\", "/").rsplit("/", 1)[0] if "/" in path.replace("\\", "/") else ""
-
-
 def _view_key(path):
-    name = path.replace("\\", "/").rsplit("/", 1)[-1]
-    match = _VIEW_NUMBER.search(name)
+    match = _VIEW_NUMBER.search(path.rpartition("/")[2])
     return (int(match.group(1)) if match else float("inf"), path)
 
 

@@ -170,7 +170,7 @@ def _choose_series(series_list, series, folder):
             return series_list[0]
         raise InputError(
             f"{folder}: holds {len(series_list)} DICOM series; choose one with series=<UID> or "
-            f"series=<index> (CLI: --series):\n{_describe_series(series_list)}"
+            f"series=<index>:\n{_describe_series(series_list)}"
         )
     for s in series_list:
         if str(series) == s["uid"]:

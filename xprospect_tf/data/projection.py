@@ -49,7 +49,7 @@ def attenuation(hu, mu_water=MU_WATER_PER_MM):
         float32 array of ``hu``'s shape.
 
     Example:
-        >>> float(attenuation(np.array(0.0)))
+        >>> round(float(attenuation(np.array(0.0))), 6)
         0.02
     """
     hu = np.asarray(hu, dtype=np.float32)
@@ -92,7 +92,7 @@ def drr(hu, spacing_mm, mu_water=MU_WATER_PER_MM, full_scale_mm=FULL_SCALE_MM, g
     mu = attenuation(_volume_array(hu, "drr"), mu_water)
     _, sx, sy = _spacing3(spacing_mm)
     full = np.float32(mu_water * full_scale_mm)
-    path_ap = mu.sum(axis=-1, dtype=np.float32) * np.float32(sx)
+    path_ap = mu.sum(axis=-1, dtype=np.float32) * np.float32(sy)
     path_lat = mu.sum(axis=-2, dtype=np.float32) * np.float32(sx)
     return tuple(
         (np.clip(p / full, 0.0, 1.0) ** np.float32(gamma)).astype(np.float32)

@@ -36,7 +36,7 @@ class BackProjection(keras.layers.Layer):
 
     Example:
         >>> ap, lat = keras.ops.ones((1, 8, 8, 1)), keras.ops.zeros((1, 8, 8, 1))
-        >>> BackProjection(pool_size=2)([ap, lat]).shape
+        >>> tuple(BackProjection(pool_size=2)([ap, lat]).shape)
         (1, 4, 4, 4, 2)
     """
 

@@ -2,8 +2,8 @@
 
 One implementation serves 2D and 3D (``spatial_dims``), as MONAI does. Every
 convolution uses SELU with ``lecun_normal`` initialization and no batch
-normalization: SELU networks self-normalize (Klambauer et al., 2017), the
-activation XprospeCT (Paulson et al., 2024, section 3) compares favourably.
+normalization: SELU networks self-normalize (Klambauer et al., 2017), one of
+the activations XprospeCT (Paulson et al., 2024) compares.
 """
 
 import keras
@@ -35,7 +35,7 @@ def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION)
         An unbuilt ``keras.layers.Conv2D`` or ``Conv3D``.
 
     Example:
-        >>> selu_conv(4, 3, "c")(keras.ops.zeros((1, 8, 8, 8, 2))).shape
+        >>> tuple(selu_conv(4, 3, "c")(keras.ops.zeros((1, 8, 8, 8, 2))).shape)
         (1, 8, 8, 8, 4)
     """
     _check_spatial_dims(spatial_dims)
@@ -56,7 +56,7 @@ def downsample(spatial_dims, name):
         An unbuilt ``MaxPooling2D``/``MaxPooling3D`` with pool size 2.
 
     Example:
-        >>> downsample(2, "down")(keras.ops.zeros((1, 8, 8, 1))).shape
+        >>> tuple(downsample(2, "down")(keras.ops.zeros((1, 8, 8, 1))).shape)
         (1, 4, 4, 1)
     """
     _check_spatial_dims(spatial_dims)
@@ -74,7 +74,7 @@ def upsample(spatial_dims, name):
         An unbuilt ``UpSampling2D``/``UpSampling3D`` with factor 2.
 
     Example:
-        >>> upsample(3, "up")(keras.ops.zeros((1, 4, 4, 4, 1))).shape
+        >>> tuple(upsample(3, "up")(keras.ops.zeros((1, 4, 4, 4, 1))).shape)
         (1, 8, 8, 8, 1)
     """
     _check_spatial_dims(spatial_dims)
@@ -85,7 +85,7 @@ def upsample(spatial_dims, name):
 class ConvBlock(keras.layers.Layer):
     """``convs`` x (3^d convolution + SELU), then optional AlphaDropout.
 
-    The UNet building block of XprospeCT (Paulson et al., 2024, section 3):
+    The UNet building block of XprospeCT (Paulson et al., 2024):
     'same' padding keeps the spatial shape, ``lecun_normal`` initialization
     and SELU keep activations self-normalized, so there is no batch norm.
     AlphaDropout is the dropout that preserves SELU's self-normalization.
@@ -102,7 +102,7 @@ class ConvBlock(keras.layers.Layer):
         training: whether dropout is active.
 
     Example:
-        >>> ConvBlock(4, spatial_dims=2)(keras.ops.zeros((1, 8, 8, 1))).shape
+        >>> tuple(ConvBlock(4, spatial_dims=2)(keras.ops.zeros((1, 8, 8, 1))).shape)
         (1, 8, 8, 4)
     """
 

@@ -11,7 +11,7 @@ from xprospect_tf.layers.blocks import ACTIVATION, KERNEL_INITIALIZER
 class ConnectionA(keras.layers.Layer):
     """Flatten -> Dense(``dense_units``) -> Dense(g^3 * C) -> reshape to ``(g, g, g, C)``.
 
-    XprospeCT (Paulson et al., 2024, section 3, "Connection-A"): the bottleneck
+    XprospeCT (Paulson et al., 2024, "Connection-A"): the bottleneck
     of each 2D encoder is flattened and passed through a fully connected layer
     of 64 or 512 units (Table 1 rows "64-Dense" / "512-Dense"), then a second
     fully connected layer whose output is reshaped into the first volume of the
@@ -27,7 +27,7 @@ class ConnectionA(keras.layers.Layer):
         inputs: a ``(batch, ...)`` tensor with known non-batch dimensions.
 
     Example:
-        >>> ConnectionA(8, grid_size=2, filters=3)(keras.ops.zeros((1, 4, 4, 5))).shape
+        >>> tuple(ConnectionA(8, grid_size=2, filters=3)(keras.ops.zeros((1, 4, 4, 5))).shape)
         (1, 2, 2, 2, 3)
     """
 

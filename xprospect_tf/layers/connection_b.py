@@ -26,7 +26,7 @@ class ConnectionB(keras.layers.Layer):
         inputs: a ``(batch, rows, cols, channels)`` tensor.
 
     Example:
-        >>> ConnectionB(4)(keras.ops.zeros((1, 8, 8, 2))).shape
+        >>> tuple(ConnectionB(4)(keras.ops.zeros((1, 8, 8, 2))).shape)
         (1, 8, 8, 8, 4)
     """
 

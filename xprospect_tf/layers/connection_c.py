@@ -5,7 +5,12 @@ from keras import ops
 
 
 def sagittal_to_canonical(volume):
-    """Swap axes 2 and 3 of a ``(b, z, y, x, c)`` sagittal-branch volume -> ``(b, z, x, y, c)``."""
+    """Swap axes 2 and 3 of a ``(b, z, y, x, c)`` sagittal-branch volume -> ``(b, z, x, y, c)``.
+
+    Example:
+        >>> tuple(sagittal_to_canonical(keras.ops.zeros((1, 4, 3, 5, 2))).shape)
+        (1, 4, 5, 3, 2)
+    """
     return ops.transpose(volume, (0, 1, 3, 2, 4))
 
 
@@ -26,7 +31,7 @@ class ConnectionC(keras.layers.Layer):
 
     Example:
         >>> cor, sag = keras.ops.zeros((1, 4, 4, 2, 3)), keras.ops.ones((1, 4, 2, 4, 3))
-        >>> ConnectionC()([cor, sag]).shape
+        >>> tuple(ConnectionC()([cor, sag]).shape)
         (1, 4, 4, 2, 3)
     """
 

@@ -27,7 +27,7 @@ class ConnectionD(keras.layers.Layer):
 
     Example:
         >>> cor, sag, prev = (keras.ops.zeros((1, 4, 4, 4, c)) for c in (2, 2, 3))
-        >>> ConnectionD()([cor, sag, prev]).shape
+        >>> tuple(ConnectionD()([cor, sag, prev]).shape)
         (1, 4, 4, 4, 5)
     """
 

@@ -30,7 +30,12 @@ MAX_KERNEL_ELEMENTS = 2**31 - 1  # TensorFlow's per-tensor element limit
 
 
 def default_levels(size):
-    """Down-sampling levels so the bottleneck is 4 x 4 (a 4^3 Connection-A grid): log2(size) - 2."""
+    """Down-sampling levels so the bottleneck is 4 x 4 (a 4^3 Connection-A grid): log2(size) - 2.
+
+    Example:
+        >>> default_levels(128)
+        5
+    """
     return int(math.log2(size)) - 2
 
 
@@ -138,7 +143,8 @@ def _fusion_decoder(coronal, sagittal, images, filters):
     """Fuse the branch volumes bottom-up (Connection-C, then Connection-D) into the CT volume."""
     bottom = len(filters) - 1
     x = ConnectionC(name="connection_c")([coronal[bottom], sagittal[bottom]])
-    x = ConvBlock(filters[bottom], spatial_dims=3, name=f"fusion_{bottom}")(_inject(x, images, bottom))
+    x = _inject(x, images, bottom)
+    x = ConvBlock(filters[bottom], spatial_dims=3, name=f"fusion_{bottom}")(x)
     for i in reversed(range(bottom)):
         up = upsample(3, name=f"fusion_up_{i}")(x)
         x = ConnectionD(name=f"connection_d_{i}")([coronal[i], sagittal[i], up])

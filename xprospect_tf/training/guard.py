@@ -212,7 +212,8 @@ def check_tensor_sizes(model, batch_size, limit=INT32_LIMIT):
     worst = bad[0]
     max_batch = report.max_batch_size(limit)
     if worst.largest_weight > limit:
-        advice = "a weight tensor alone is too large: reduce model.dense_units, model.base_filters or data.size"
+        advice = ("a weight tensor alone is too large: "
+                  "reduce model.dense_units, model.base_filters or data.size")
     elif max_batch == 0:
         advice = "even batch size 1 is too large: reduce data.size or model.base_filters"
     else:

@@ -84,7 +84,7 @@ class CycleGAN(keras.Model):
 
     Example:
         >>> gan = make_cyclegan(16, filters=4, disc_filters=4, n_residual=1)
-        >>> compile_cyclegan(gan)
+        >>> gan = compile_cyclegan(gan)
         >>> gan(keras.ops.zeros((1, 16, 16, 1))).shape
         (1, 16, 16, 1)
     """
@@ -96,7 +96,8 @@ class CycleGAN(keras.Model):
         if identity_lambda is not None:
             _check_lambda("identity_lambda", identity_lambda)
         if cycle_lambda > CYCLE_LAMBDA_WARN:
-            log.warning("cycle_lambda=%s: the paper found values above %s weaken the style transfer",
+            log.warning("cycle_lambda=%s: the paper found values above %s weaken the style "
+                        "transfer",
                         cycle_lambda, CYCLE_LAMBDA_WARN)
         self.g_ab, self.g_ba, self.d_a, self.d_b = g_ab, g_ba, d_a, d_b
         self.cycle_lambda = float(cycle_lambda)
@@ -142,7 +143,8 @@ class CycleGAN(keras.Model):
         """
         for key in ("optimizer", "loss"):
             if key in kwargs:
-                raise ConfigError(f"CycleGAN.compile: '{key}' is not used; pass g_optimizer and d_optimizer")
+                raise ConfigError(
+                    f"CycleGAN.compile: '{key}' is not used; pass g_optimizer and d_optimizer")
         super().compile(optimizer=None, **kwargs)
         self.g_optimizer = g_optimizer or paper_optimizer()
         self.d_optimizer = d_optimizer or paper_optimizer()
@@ -263,9 +265,11 @@ def paper_optimizer(learning_rate=PAPER_LEARNING_RATE, ema_momentum=PAPER_EMA_MO
     if ema_momentum is None:
         return get_optimizer("nadam", learning_rate)
     if not 0.0 <= ema_momentum <= 1.0:
-        raise ConfigError(f"style ema_momentum: got {ema_momentum!r}; use a value in [0, 1] or None")
+        raise ConfigError(
+            f"style ema_momentum: got {ema_momentum!r}; use a value in [0, 1] or None")
     if ema_every is not None and (not isinstance(ema_every, int) or ema_every < 1):
-        raise ConfigError(f"style ema_every: got {ema_every!r}; use a positive integer (steps) or None")
+        raise ConfigError(
+            f"style ema_every: got {ema_every!r}; use a positive integer (steps) or None")
     return get_optimizer("nadam", learning_rate, use_ema=True, ema_momentum=ema_momentum,
                          ema_overwrite_frequency=ema_every)
 

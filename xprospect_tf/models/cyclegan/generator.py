@@ -42,7 +42,7 @@ class ReflectionPadding2D(keras.layers.Layer):
         pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
         if len(pad) != 2 or any(int(p) < 0 for p in pad):
             raise ConfigError(
-                f"ReflectionPadding2D: padding must be a non-negative int or a pair, got {padding!r}"
+                f"ReflectionPadding2D: padding must be an int >= 0 or a pair of them, got {padding!r}"
             )
         self.padding = tuple(int(p) for p in pad)
 
@@ -140,7 +140,8 @@ def _norm_relu(x, name):
 
 
 def _conv_norm_relu(x, filters, kernel, strides, padding, name):
-    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, name=f"{name}_conv")(x)
+    conv = keras.layers.Conv2D(filters, kernel, strides=strides, padding=padding, name=f"{name}_conv")
+    x = conv(x)
     return _norm_relu(x, name)
 
 
