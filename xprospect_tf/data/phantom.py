@@ -85,11 +85,11 @@ def _anatomy(seed):
     return {
         "half_width": u(160.0, 180.0),
         "half_depth": u(110.0, 128.0),
-        "fat": u(10.0, 20.0),
+        "fat": u(8.0, 16.0),
         "rotation_deg": u(-4.0, 4.0),
-        "dome_right": u(65.0, 85.0),
+        "dome_right": u(72.0, 92.0),
         "dome_left_extra": u(8.0, 20.0),
-        "apex": u(-160.0, -150.0),
+        "apex": u(-165.0, -155.0),
         "heart_scale": u(0.9, 1.1),
         "heart_shift": u(-10.0, 10.0),
         "rib_spacing": u(22.0, 26.0),
@@ -111,7 +111,7 @@ def _body_axes(p, z):
 def _wall_axes(p, z):
     """Half-axes of the inner chest-wall ellipse (where the ribs run)."""
     a, b = _body_axes(p, z)
-    return a - p["fat"] - 10.0, b - p["fat"] - 10.0
+    return a - p["fat"] - 9.0, b - p["fat"] - 8.0
 
 
 def _spine_y(z):
@@ -139,9 +139,9 @@ def _lung_mask(p, z, x, y):
     both the full grid and single points (for placing a nodule).
     """
     ax = np.abs(x)
-    upper = _smoothstep((-55.0 - z) / 30.0)
+    upper = _smoothstep((-55.0 - z) / 30.0) * np.clip(1.0 - ((y + 5.0) / 75.0) ** 2, 0.0, 1.0)
     posterior = np.clip((y - 5.0) / 20.0, 0.0, 1.0)
-    mediastinum = np.maximum(10.0 + 20.0 * upper, 30.0 * posterior)
+    mediastinum = np.maximum(8.0 + 22.0 * upper, 27.0 * posterior)
     apex = p["apex"] + ((ax - 55.0) ** 2 + (y - 20.0) ** 2) / 90.0
     return _cavity_mask(p, z, x, y) & (ax > mediastinum) & (z > apex) & (z < _diaphragm_z(p, x, y))
 

@@ -17,7 +17,7 @@ FULL_SCALE_MM = 400.0
 def mean_projections(vol01):
     """The paper's "mean CT" X-rays: means of the normalized volume along rays.
 
-    Paper section 3.1: frontal = mean over depth ``y``, lateral = mean over ``x``.
+    Paper, Methods ("mean CT" X-rays): frontal = mean over depth ``y``, lateral = mean over ``x``.
 
     Args:
         vol01: array ``(..., z, x, y)`` in ``[0, 1]``.
@@ -103,7 +103,7 @@ def drr(hu, spacing_mm, mu_water=MU_WATER_PER_MM, full_scale_mm=FULL_SCALE_MM, g
 def back_projection(ap, lateral):
     """Smear the two X-rays back through the volume and average them.
 
-    The simplified back-projection of the paper (section 3.3, ProjInj input and
+    The simplified back-projection of the paper (Methods: the ProjInj input and
     the "Back-projection" baseline): ``vol[z, x, y] = (ap[z, x] + lateral[z, y]) / 2``.
     For a volume that is constant along both ray directions (it depends on
     ``z`` only) this inverts :func:`mean_projections`.

@@ -28,7 +28,7 @@ _COARSE_MIN_VOXELS = 32  # ... that keeps at least this many voxels per axis
 def hu_window(hu, window=DEFAULT_WINDOW):
     """Clip Hounsfield units to ``window`` and scale them linearly to ``[0, 1]``.
 
-    Paper section 3.1: CT intensities are clipped to [-1000, 1000] HU and
+    Paper, Methods (data preparation): CT intensities are clipped to [-1000, 1000] HU and
     normalized; X-ray2CTPA uses [-100, 900].
 
     Args:
@@ -206,7 +206,7 @@ def resize_volume(array, size, order=1, anti_aliasing=True):
 def prepare_volume(volume, size, fov_mm=400.0):
     """The pipeline applied to every CT: isotropic resample + body-centred cube.
 
-    Paper section 3.1 (data preparation). The output is a ``size``^3 cube of side
+    Paper, Methods (data preparation). The output is a ``size``^3 cube of side
     ``fov_mm`` mm (voxel size ``fov_mm / size``) centred on the body's bounding
     box. The default field of view of 400 mm holds an adult chest (about 350 mm
     wide and 250 mm deep); anything outside it is cut, and cube voxels outside
