@@ -151,3 +151,12 @@ def test_default_levels_give_a_4_cube_bottleneck(size):
     levels = default_levels(size)
     assert size // 2**levels == 4
     assert 2**levels * 4 == size
+
+
+def test_inputs_can_be_given_by_name(tiny_models):
+    model = tiny_models[False]
+    frontal, lateral = images(16, batch=1)
+    by_name = model({"frontal": frontal, "lateral": lateral})
+    np.testing.assert_allclose(by_name, model([frontal, lateral]), rtol=1e-6)
+    swapped = model({"frontal": lateral, "lateral": frontal})
+    assert not np.allclose(swapped, by_name)
