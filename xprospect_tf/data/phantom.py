@@ -142,7 +142,7 @@ def _lung_mask(p, z, x, y):
     upper = _smoothstep((-55.0 - z) / 30.0) * np.clip(1.0 - ((y + 5.0) / 75.0) ** 2, 0.0, 1.0)
     posterior = np.clip((y - 5.0) / 20.0, 0.0, 1.0)
     mediastinum = np.maximum(8.0 + 22.0 * upper, 27.0 * posterior)
-    apex = p["apex"] + ((ax - 55.0) ** 2 + (y - 20.0) ** 2) / 90.0
+    apex = p["apex"] + ((ax - 60.0) ** 2 + (y - 25.0) ** 2) / 80.0
     return _cavity_mask(p, z, x, y) & (ax > mediastinum) & (z > apex) & (z < _diaphragm_z(p, x, y))
 
 
