@@ -66,7 +66,7 @@ def _timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t0
 
 
-def _throughput(path, size, cache):
+def _throughput(path, cache):
     """Cases per second over one epoch (with ``cache``: the second, cached epoch)."""
     from xprospect_tf.data.prepared import load_prepared
 
@@ -103,8 +103,8 @@ def run_data_bench(args):
         _, t_drr = _timed(drr, cube.hu, cube.spacing)
         _, t_write = _timed(write_case, os.path.join(tmp, "one"), "clinical", volume, args.size)
         print(f"one case: read {t_read:.2f} s, prepare_volume {t_prep:.2f} s, mean projections "
-              f"{t_mean:.3f} s, DRR {t_drr:.2f} s; read + prepare + projections + DRR + write "
-              f"{t_read + t_write:.2f} s")
+              f"{t_mean * 1e3:.1f} ms, DRR {t_drr * 1e3:.1f} ms; read + prepare + projections + DRR "
+              f"+ write {t_read + t_write:.2f} s")
         record = os.path.join(tmp, "one", "cases", "clinical.tfrecord")
         print(f"record size: {os.path.getsize(record) / 2**20:.2f} MiB")
 
@@ -113,6 +113,6 @@ def run_data_bench(args):
                       test_count=0, workers=args.workers, progress=False)
         print(f"prepared {args.cases} phantom cases in {t:.1f} s ({args.cases / t:.2f} cases/s)")
         for cache in (False, True):
-            rate = _throughput(shards, args.size, cache)
+            rate = _throughput(shards, cache)
             print(f"tf.data read + decode, {'cached' if cache else 'uncached'}: {rate:.1f} cases/s")
     return 0

@@ -126,6 +126,13 @@ def test_drr_inputs_and_load_case(dataset, ct_folder):
         prepared.load_case(dataset, "nope")
 
 
+def test_reads_tf_gfile_urls(dataset):
+    url = "file://" + os.path.abspath(dataset)
+    assert prepared.read_manifest(url)["size"] == SIZE
+    assert sorted(ids_of(prepared.load_prepared(url, "all", with_ids=True))) == ["ct0", "ct1", "ct2", "ct3"]
+    np.testing.assert_array_equal(prepared.load_case(url, "ct0")["ct"], prepared.load_case(dataset, "ct0")["ct"])
+
+
 def test_batched_dataset_fits_a_keras_model(dataset):
     import keras
 

@@ -30,6 +30,13 @@ _EXPORTS = {
     "write_prepared": "prepared",
     "load_prepared": "prepared",
     "read_manifest": "prepared",
+    "write_case": "prepared",
+    "load_case": "prepared",
+    "add_case_fields": "prepared",
+    "phantom_sources": "prepared",
+    "PhantomSource": "prepared",
+    "case_arrays": "prepared",
+    "assign_splits": "prepared",
 }
 
 __all__ = sorted(_EXPORTS)

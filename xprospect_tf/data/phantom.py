@@ -70,8 +70,8 @@ _NOISE_HU = 15.0
 _TEXTURE_HU = 25.0
 _RIB_COUNT = 12
 # angle (rad, 0 posterior .. pi anterior) where each rib's bone and cartilage end
-_RIB_ENDS = np.array([2.2, 2.65, 2.75, 2.75, 2.72, 2.68, 2.62, 2.45, 2.25, 2.0, 1.6, 1.2], np.float32)
-_CARTILAGE_ENDS = np.array([2.95, 2.95, 2.95, 2.95, 2.92, 2.88, 2.84, 2.7, 2.5, 2.3, 1.6, 1.2], np.float32)
+_RIB_ENDS = np.float32([2.2, 2.65, 2.75, 2.75, 2.72, 2.68, 2.62, 2.45, 2.25, 2.0, 1.6, 1.2])
+_CARTILAGE_ENDS = np.float32([2.95, 2.95, 2.95, 2.95, 2.92, 2.88, 2.84, 2.7, 2.5, 2.3, 1.6, 1.2])
 
 
 # ---------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def _spine_y(z):
 def _diaphragm_z(p, x, y):
     """Height (z, mm) of the diaphragm under the point ``(x, y)``: two domes."""
     top = np.where(x < 0, p["dome_right"], p["dome_right"] + p["dome_left_extra"])
-    return top + 80.0 * ((np.abs(x) - 55.0) / 100.0) ** 2 + 45.0 * (y / 100.0) ** 2
+    return top + 100.0 * ((np.abs(x) - 55.0) / 100.0) ** 2 + 45.0 * (y / 100.0) ** 2
 
 
 def _cavity_mask(p, z, x, y):
@@ -182,7 +182,7 @@ def _tubes(p):
         ([[-25.0, -62.0, 10.0], [5.0, -75.0, 35.0]], 5.5, "soft_tissue", 4.0, "airway"),
         ([[-32.0, 62.0, 14.0], [5.0, 75.0, 38.0]], 5.5, "soft_tissue", 4.0, "airway"),
         # oesophagus
-        ([[-205.0, 4.0, -8.0], [-62.0, 8.0, 20.0], [dr + 20.0, 22.0, 5.0]], 8.0, "soft_tissue", 0, ""),
+        ([[-205.0, 4.0, -8.0], [-62.0, 8.0, 20.0], [dr + 20.0, 22.0, 5.0]], 8.0, "soft_tissue"),
         # aorta: root, ascending, arch, descending, abdominal
         (
             [
@@ -200,12 +200,12 @@ def _tubes(p):
             "",
         ),
         # pulmonary trunk and arteries, superior and inferior vena cava, arch branches
-        ([[zc - 25.0, xc + 2.0, -48.0], [-42.0, 20.0, -28.0], [-45.0, 48.0, 5.0]], 11.0, "vessel", 0, ""),
+        ([[zc - 25.0, xc + 2.0, -48.0], [-42.0, 20.0, -28.0], [-45.0, 48.0, 5.0]], 11.0, "vessel"),
         ([[-42.0, 20.0, -28.0], [-40.0, -10.0, -5.0], [-38.0, -52.0, 2.0]], 9.0, "vessel", 0, ""),
         ([[-160.0, -30.0, -20.0], [zc - 35.0, -28.0, -22.0]], 10.0, "vessel", 0, ""),
         ([[zc + 30.0, -25.0, 10.0], [205.0, -25.0, 15.0]], 11.0, "vessel", 0, ""),
-        ([[-92.0, 2.0, -22.0], [-150.0, -18.0, -20.0], [-205.0, -30.0, -15.0]], 6.0, "vessel", 0, ""),
-        ([[-93.0, 12.0, -12.0], [-150.0, 22.0, -10.0], [-205.0, 30.0, -10.0]], 6.0, "vessel", 0, ""),
+        ([[-92.0, 2.0, -22.0], [-150.0, -18.0, -20.0], [-205.0, -30.0, -15.0]], 6.0, "vessel"),
+        ([[-93.0, 12.0, -12.0], [-150.0, 22.0, -10.0], [-205.0, 30.0, -10.0]], 6.0, "vessel"),
     ]
 
 
@@ -269,15 +269,24 @@ def phantom_findings(seed):
     """
     seed = _check_seed(seed)
     p = _anatomy(seed)
+    centre, radius = _nodule_anatomy(p, seed)
+    if centre is None:
+        return {"nodule": False, "nodule_center_mm": None, "nodule_radius_mm": None}
+    c, s = _rotation(p)
+    z, x, y = centre
+    world = (z, c * x - s * y, s * x + c * y)
+    return {"nodule": True, "nodule_center_mm": tuple(float(v) for v in world),
+            "nodule_radius_mm": radius}
+
+
+def _nodule_anatomy(p, seed):
+    """``(centre, radius)`` of the seed's nodule in the anatomy frame, or ``(None, None)``."""
     rng = np.random.default_rng([seed, 3])
     present = bool(rng.random() < 0.5)
     radius = float(rng.uniform(5.0, 12.0))
     if not present:
-        return {"nodule": False, "nodule_center_mm": None, "nodule_radius_mm": None}
-    centre = _nodule_centre(p, radius, rng)
-    world = _to_world(p, centre)
-    return {"nodule": True, "nodule_center_mm": tuple(float(v) for v in world),
-            "nodule_radius_mm": radius}
+        return None, None
+    return _nodule_centre(p, radius, rng), radius
 
 
 def _nodule_centre(p, radius, rng):
@@ -288,20 +297,15 @@ def _nodule_centre(p, radius, rng):
         c = rng.uniform([-140.0, -150.0, -90.0], [80.0, 150.0, 90.0])
         pts = c + np.concatenate([[[0.0, 0.0, 0.0]], offsets])
         inside = _lung_mask(p, pts[:, 0], pts[:, 1], pts[:, 2]).all()
-        if inside and abs(c[1]) > 50.0 and _ellipsoid_q(pts - hc, hs + 8.0, hr).min() > 1.0:
+        d = (pts - hc).T
+        if inside and abs(c[1]) > 50.0 and _ellipsoid_q(*d, hs + 8.0, hr).min() > 1.0:
             return c
     raise RuntimeError("could not place a nodule in the lungs")  # pragma: no cover
 
 
-def _ellipsoid_q(d, semi, rot):
-    u = d @ rot.T
-    return (u / semi) ** 2 @ np.ones(3)
-
-
-def _to_world(p, point):
-    c, s = _rotation(p)
-    z, x, y = point
-    return np.array([z, c * x - s * y, s * x + c * y])
+def _ellipsoid_q(dz, dx, dy, semi, rot):
+    """Normalized squared radius (< 1 inside) of offsets from an ellipsoid centre."""
+    return sum(((r[0] * dz + r[1] * dx + r[2] * dy) / s) ** 2 for r, s in zip(rot, semi))
 
 
 def _rotation(p):
@@ -402,16 +406,15 @@ def _body_layers(p, g, labels):
     labels[cavity] = _L["fat"]
     labels[cavity & below] = _L["soft_tissue"]
     labels[_lung_mask(p, z, x, y)] = _L["lung"]
-    liver = cavity & below & (x < 25.0 - 0.5 * y) & (z < p["dome_right"] + 160.0 - 0.5 * np.clip(x + 90.0, 0, None))
+    liver_bottom = p["dome_right"] + 160.0 - 0.5 * np.clip(x + 90.0, 0, None)
+    liver = cavity & below & (x < 25.0 - 0.5 * y) & (z < liver_bottom)
     labels[liver] = _L["liver"]
     return r_body < 1.0
 
 
 def _draw_ellipsoid(labels, g, centre, semi, rot, label, where=None):
     sl, z, x, y = g.box(centre - semi.max(), centre + semi.max())
-    d = [z - centre[0], x - centre[1], y - centre[2]]
-    q = sum(((rot[i, 0] * d[0] + rot[i, 1] * d[1] + rot[i, 2] * d[2]) / semi[i]) ** 2 for i in range(3))
-    inside = q < 1.0
+    inside = _ellipsoid_q(z - centre[0], x - centre[1], y - centre[2], semi, rot) < 1.0
     if where is not None:
         inside &= np.isin(labels[sl], [_L[w] for w in where])
     labels[sl][inside] = _L[label]
@@ -425,9 +428,9 @@ def _organs(p, g, labels):
     dl = p["dome_right"] + p["dome_left_extra"]
     eye = np.eye(3)
     abdomen = ("soft_tissue", "fat")
-    _draw_ellipsoid(labels, g, np.array([dl + 55.0, 55.0, -20.0]), np.array([50.0, 45.0, 40.0]), eye,
-                    "muscle", where=abdomen)
-    _draw_ellipsoid(labels, g, np.array([dl + 22.0, 62.0, -25.0]), np.array([10.0, 22.0, 18.0]), eye,
+    stomach = np.array([dl + 55.0, 55.0, -20.0])
+    _draw_ellipsoid(labels, g, stomach, np.array([50.0, 45.0, 40.0]), eye, "muscle", where=abdomen)
+    _draw_ellipsoid(labels, g, stomach + [-33.0, 7.0, -5.0], np.array([10.0, 22.0, 18.0]), eye,
                     "bowel_gas", where=("muscle",))
     _draw_ellipsoid(labels, g, np.array([dl + 60.0, 95.0, 50.0]), np.array([55.0, 28.0, 40.0]), eye,
                     "soft_tissue", where=abdomen)
@@ -448,7 +451,8 @@ def _spine(p, g, labels):
     canal_y = ys + rv + 10.0
     rc = np.sqrt(x * x + (y - canal_y) ** 2)
     process = (np.abs(x) < 4.0) & (y > canal_y) & (y < canal_y + 38.0)
-    transverse = (np.abs(x) < 32.0) & (np.abs(y - canal_y + 2.0) < 4.0) & (np.abs(phase - 0.5) * h > 6.0)
+    mid_body = np.abs(phase - 0.5) * h > 6.0
+    transverse = (np.abs(x) < 32.0) & (np.abs(y - canal_y + 2.0) < 4.0) & mid_body
     view[(rc < 15.0) | (process & ~plate) | transverse] = _L["bone_cortical"]
     view[rc < 8.0] = _L["soft_tissue"]
     view[rb < rv] = _L["bone_cortical"]
@@ -495,7 +499,8 @@ def _ribs_and_scapulae(p, g, labels, hu):
     frac = _tube_fraction(dn * 4.0, 4.0, g.step)
     view_l, view_h = labels[sl], hu[sl]
     soft = np.isin(view_l[idx], [_L["muscle"], _L["fat"], _L["soft_tissue"]])
-    for label, keep in (("rib", (theta > 0.28) & (theta < end)), ("cartilage", (theta >= end) & (theta < cart))):
+    rib, cartilage = (theta > 0.28) & (theta < end), (theta >= end) & (theta < cart)
+    for label, keep in (("rib", rib), ("cartilage", cartilage)):
         f = frac * (soft & keep)
         view_h[idx] += f * (LABEL_HU[label] - view_h[idx])
         view_l[tuple(i[f >= 0.5] for i in idx)] = _L[label]
@@ -513,11 +518,10 @@ def _rib_necks(p, g, labels):
     for k in range(_RIB_COUNT):
         zk = z1 + k * h
         a, b = _wall_axes(p, zk)
-        t = 0.3
-        end = [zk, math.sin(t) * a * 1.03, math.cos(t) * b * 1.03]
         for side in (-1.0, 1.0):
             start = [zk, side * 14.0, float(_spine_y(zk)) + 12.0]
-            _draw_tube(labels, g, [start, [end[0], side * end[1], end[2]]], 4.5, "rib")
+            end = [zk, side * math.sin(0.3) * a * 1.03, math.cos(0.3) * b * 1.03]  # rib start angle
+            _draw_tube(labels, g, [start, end], 4.5, "rib")
 
 
 def _lung_texture(g, seed):
@@ -565,15 +569,12 @@ def _vessels(p, g, seed, labels, hu):
 
 
 def _nodule(p, g, seed, labels, hu):
-    info = phantom_findings(seed)
-    if not info["nodule"]:
+    """Partial-volume solid nodule (if the seed has one, see :func:`phantom_findings`)."""
+    centre, r = _nodule_anatomy(p, seed)
+    if centre is None:
         return
-    r = info["nodule_radius_mm"]
-    anat = np.array(info["nodule_center_mm"])
-    c, s = g.cos, g.sin
-    anat = np.array([anat[0], c * anat[1] + s * anat[2], -s * anat[1] + c * anat[2]])
-    sl, z, x, y = g.box(anat - r - g.step, anat + r + g.step)
-    d = np.sqrt((z - anat[0]) ** 2 + (x - anat[1]) ** 2 + (y - anat[2]) ** 2)
+    sl, z, x, y = g.box(centre - r - g.step, centre + r + g.step)
+    d = np.sqrt((z - centre[0]) ** 2 + (x - centre[1]) ** 2 + (y - centre[2]) ** 2)
     _blend(hu, labels, sl, np.clip((r - d) / g.step + 0.5, 0.0, 1.0), "nodule")
 
 
@@ -622,6 +623,7 @@ def chest_phantom(size=128, seed=0, fov_mm=400.0, findings=False):
     _vessels(p, g, seed, labels, hu)
     if findings:
         _nodule(p, g, seed, labels, hu)
+    logger.debug("chest phantom seed=%d size=%d fov=%.0f mm: %s", seed, size, fov_mm, p)
     noise = np.random.default_rng([seed, 4]).standard_normal(hu.shape, dtype=np.float32)
     hu += body * (_NOISE_HU * noise)
     return hu, labels
@@ -660,7 +662,7 @@ def _check_args(size, seed, fov_mm):
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
         raise ConfigError(f"phantom size must be an integer >= 8 voxels, got {size!r}; "
                           "set data.size to e.g. 64 or 128")
-    if not isinstance(fov_mm, (int, float, np.number)) or not fov_mm > 0 or not math.isfinite(fov_mm):
+    if not isinstance(fov_mm, (int, float, np.number)) or not (0 < fov_mm < math.inf):
         raise ConfigError(f"phantom fov_mm must be a positive number of mm, got {fov_mm!r}; "
                           "set data.fov_mm to e.g. 400")
     return int(size), _check_seed(seed), float(fov_mm)
