@@ -142,7 +142,7 @@ def train_model(cfg, run_dir, data_dir):
     model = build_compiled_model(cfg, strategy)
     report = tensor_size_report(model, batch)
     log.info("%s: %s parameters, estimated training memory %.2f GiB (batch %d, %d replica(s))",
-             cfg.row, f"{model.count_params():,}", report.memory_bytes / 2**30, batch,
+             cfg.row, f"{model.count_params():,}", report.training_bytes / 2**30, batch,
              strategy.num_replicas_in_sync)
     check_tensor_sizes(model, batch)
     train = load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=batch, shuffle=True,

@@ -148,7 +148,8 @@ def summarize(per_case):
     """Mean and (population) standard deviation of each metric over cases.
 
     Args:
-        per_case: list of dicts metric -> value, e.g. from :func:`case_metrics`.
+        per_case: list of dicts metric -> value, e.g. from :func:`case_metrics`;
+            non-numeric entries (such as a ``case_id``) are ignored.
 
     Returns:
         dict metric -> ``(mean, std)``, metrics in the order of the first case.
@@ -159,9 +160,9 @@ def summarize(per_case):
     """
     if not per_case:
         raise InputError("summarize: no cases to summarize; evaluate at least one test case")
-    keys = list(per_case[0])
+    keys = [k for k, v in per_case[0].items() if isinstance(v, (int, float, np.number))]
     for i, case in enumerate(per_case):
-        if set(case) != set(keys):
+        if not set(keys) <= set(case):
             raise InputError(f"summarize: case {i} has metrics {sorted(case)}, expected {sorted(keys)}")
     out = {}
     for k in keys:
