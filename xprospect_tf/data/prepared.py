@@ -645,6 +645,7 @@ def load_prepared(path, split="train", inputs="mean", batch_size=None, shuffle=F
         files = files.shuffle(len(cases), seed=seed, reshuffle_each_iteration=True)
     ds = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
     ds = ds.map(to_element, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(cases)))  # one record per file
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
     if shuffle:
