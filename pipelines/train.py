@@ -148,7 +148,7 @@ def train_model(cfg, run_dir, data_dir):
     train = load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=batch, shuffle=True,
                           seed=cfg.train.seed, cache=True)
     model.fit(
-        train, epochs=cfg.train.epochs, steps_per_epoch=cfg.train.steps_per_epoch,
+        train, epochs=cfg.train.epochs, steps_per_epoch=cfg.train.steps_per_epoch, shuffle=False,
         callbacks=standard_callbacks(run_dir, monitor="loss"),
         verbose=1 if sys.stdout.isatty() else 2,
     )

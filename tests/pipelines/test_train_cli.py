@@ -1,0 +1,166 @@
+"""``xprospect train / table1 / export / predict`` end to end on tiny phantoms.
+
+The model settings are shrunk with --set (size 16, base_filters 2, 1 epoch,
+run eagerly) so a whole row takes seconds; what is checked is the wiring:
+files written, metrics against an independent recomputation, orientation of
+the NIfTI written by predict, exit codes.
+"""
+
+import json
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipelines.cli import main
+from xprospect_tf.data.prepared import load_case, phantom_sources, write_prepared
+
+TINY = ["--set", "size=16", "--set", "base_filters=2", "--set", "epochs=1",
+        "--set", "batch_size=2", "--eager"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("data") / "phantoms-16")
+    write_prepared(phantom_sources(6, seed=0), out, size=16, test_count=2, workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, data_dir):
+    out = str(tmp_path_factory.mktemp("runs") / "64-dense")
+    assert main(["train", "--row", "64-Dense", "--out", out, "--data", data_dir, *TINY]) == 0
+    return out
+
+
+def _results(run_dir):
+    with open(os.path.join(run_dir, "results.json")) as f:
+        return json.load(f)
+
+
+def test_train_writes_a_complete_run_folder(run_dir, data_dir):
+    for name in ("config.json", "model.keras", "history.csv", "results.json", "example_prediction.npz"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    res = _results(run_dir)
+    assert res["config"]["data"]["size"] == 16 and res["config"]["model"]["dense_units"] == 64
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+        test_ids = sorted(c["id"] for c in json.load(f)["cases"] if c["split"] == "test")
+    assert sorted(c["case_id"] for c in res["per_case"]) == test_ids and len(test_ids) == 2
+    assert res["parameters"] > 0 and res["loss"] == "mse" and res["optimizer"] == "adam"
+
+
+def test_reported_metrics_match_an_independent_recomputation(run_dir, data_dir):
+    from xprospect_tf.export import load_keras_model
+
+    res = _results(run_dir)
+    model = load_keras_model(os.path.join(run_dir, "model.keras"))
+    for case in res["per_case"]:
+        c = load_case(data_dir, case["case_id"])
+        pred = model.predict_on_batch({"frontal": c["ap"][None, ..., None],
+                                       "lateral": c["lateral"][None, ..., None]})[0, ..., 0]
+        mse = float(np.mean((pred.astype(np.float64) - c["ct"]) ** 2))
+        assert case["mse"] == pytest.approx(mse, rel=1e-4)
+        assert case["psnr"] == pytest.approx(10 * np.log10(1.0 / mse), rel=1e-4)
+
+
+def test_rerun_with_same_seed_reproduces_the_numbers(run_dir, data_dir, tmp_path):
+    out = str(tmp_path / "again")
+    assert main(["train", "--row", "64-Dense", "--out", out, "--data", data_dir, *TINY]) == 0
+    a, b = _results(run_dir), _results(out)
+    assert [c["mse"] for c in a["per_case"]] == pytest.approx([c["mse"] for c in b["per_case"]], rel=1e-5)
+
+
+def test_baseline_rows_need_no_training(data_dir, tmp_path):
+    out = str(tmp_path / "mean")
+    assert main(["train", "--row", "Mean volume", "--out", out, "--data", data_dir, "--set", "size=16"]) == 0
+    res = _results(out)
+    assert res["parameters"] == 0
+    # the mean-volume prediction is the voxel-wise mean of the training CTs
+    with open(os.path.join(data_dir, "manifest.json")) as f:
+        train_ids = [c["id"] for c in json.load(f)["cases"] if c["split"] == "train"]
+    expected = np.mean([load_case(data_dir, i)["ct"] for i in train_ids], axis=0)
+    np.testing.assert_allclose(np.load(os.path.join(out, "mean_volume.npy"))[..., 0], expected, atol=1e-6)
+
+
+def test_dry_run_reports_and_flags_a_too_large_batch(tmp_path, capsys):
+    unused = str(tmp_path / "unused")
+    assert main(["train", "--row", "512-Dense", "--out", unused, "--dry-run", *TINY]) == 0
+    report = capsys.readouterr().out
+    assert "parameters" in report and "GiB" in report
+    status = main(["train", "--row", "512-Dense", "--out", unused, "--dry-run", *TINY,
+                   "--set", "batch_size=1000000"])
+    assert status != 0
+    assert "limit" in capsys.readouterr().err
+    assert not os.path.exists(unused)
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(data_dir, tmp_path, caplog):
+    import tensorflow as tf
+
+    assert len(tf.config.list_logical_devices("CPU")) == 2  # tests/conftest.py splits the CPU
+    out = str(tmp_path / "mirrored")
+    with caplog.at_level("INFO", logger="xprospect"):
+        assert main(["train", "--row", "64-Dense", "--out", out, "--data", data_dir,
+                     "--strategy", "mirrored", *TINY]) == 0
+    assert "2 replica(s)" in caplog.text and "batch 4" in caplog.text  # 2 per replica x 2
+    assert os.path.exists(os.path.join(out, "model.keras"))
+
+
+def test_table1_generates_the_table_from_result_files(data_dir, tmp_path):
+    out = str(tmp_path / "table")
+    rows = ["Mean volume", "Back-projection", "64-Dense"]
+    assert main(["table1", "--rows", *rows, "--out", out, "--data", data_dir, *TINY]) == 0
+    with open(os.path.join(out, "results.json")) as f:
+        results = json.load(f)["rows"]
+    md = open(os.path.join(out, "table1.md")).read()
+    csv_lines = open(os.path.join(out, "table1.csv")).read().strip().splitlines()
+    assert len(csv_lines) == 1 + len(rows)
+    for r in results:
+        assert f"| {r['row']} |" in md
+        assert f"{r['summary']['mse'][0]:.5f}" in md
+        assert os.path.exists(os.path.join(out, r["example_image"]))
+    for fig in ("axial_examples.png", "figure4_renderings.png"):
+        assert os.path.getsize(os.path.join(out, fig)) > 1000
+    # a second run reuses the rows' results instead of retraining
+    before = os.path.getmtime(os.path.join(out, "64-dense", "results.json"))
+    assert main(["table1", "--rows", *rows, "--out", out, "--data", data_dir, *TINY]) == 0
+    assert os.path.getmtime(os.path.join(out, "64-dense", "results.json")) == before
+
+
+def test_export_then_predict_writes_a_correctly_oriented_nifti(run_dir, data_dir, tmp_path):
+    from PIL import Image
+
+    export_dir = str(tmp_path / "export")
+    assert main(["export", run_dir, "--out", export_dir]) == 0
+    assert os.path.isdir(os.path.join(export_dir, "saved_model"))
+    c = load_case(data_dir, "phantom-0000")
+    paths = {}
+    for view in ("ap", "lateral"):
+        paths[view] = str(tmp_path / f"{view}.png")
+        Image.fromarray((c[view] * 255).astype(np.uint8)).save(paths[view])
+    out = str(tmp_path / "ct.nii.gz")
+    assert main(["predict", export_dir, "--frontal", paths["ap"], "--lateral", paths["lateral"],
+                 "--out", out]) == 0
+    img = nib.load(out)
+    assert img.shape == (16, 16, 16)
+    assert nib.aff2axcodes(img.affine) == ("I", "L", "P")
+    from xprospect_tf.data.readers import read_volume
+
+    back = read_volume(out)  # our own reader maps it back to the same canonical array
+    np.testing.assert_allclose(back.hu, img.get_fdata(), atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(img.affine[:3, :3], axis=0), 400.0 / 16)
+    hu = img.get_fdata()
+    assert -1000.0 <= hu.min() and hu.max() <= 1000.0
+    centre = img.affine @ np.array([7.5, 7.5, 7.5, 1.0])
+    np.testing.assert_allclose(centre[:3], 0.0, atol=1e-6)  # cube centred on the world origin
+    assert os.path.exists(str(tmp_path / "ct_preview.png"))
+
+
+def test_predict_rejects_missing_model_and_bad_output(tmp_path, capsys):
+    assert main(["predict", str(tmp_path / "none"), "--frontal", "a.png", "--lateral", "b.png",
+                 "--out", str(tmp_path / "ct.nii.gz")]) == 2
+    assert "no trained model" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path), "--frontal", "a.png", "--lateral", "b.png",
+                 "--out", str(tmp_path / "ct.png")]) == 2
+    assert ".nii" in capsys.readouterr().err
