@@ -27,3 +27,11 @@ def test_failure_leaves_old_file_and_no_temp(tmp_path):
             raise RuntimeError("crash")
     assert target.read_text().strip().startswith("{")
     assert os.listdir(tmp_path) == ["results.json"]
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    target = tmp_path / "a.txt"
+    write_json(target, [1])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (os.stat(target).st_mode & 0o777) == (0o666 & ~mask)

@@ -1,0 +1,247 @@
+"""The two image domains of the style-transfer CycleGAN (XprospeCT, Paulson et al., 2024, section 3.1).
+
+- Domain A: mean-CT projections of a prepared dataset (:func:`domain_a_images`).
+- Domain B: real radiographs of one view (:func:`domain_b_images`), from
+
+  * ``"phantom-drr:N"`` (the embedded default, no download): DRRs of ``N``
+    synthetic phantoms whose seeds (``100000, 100001, ...``) are not among
+    domain A's phantom seeds, so the two sets are unpaired;
+  * a CheXpert CSV (``train.csv`` / ``valid.csv``): the images of the view's
+    ``Frontal/Lateral`` value, each routed to its view's model;
+  * a folder of PNG/JPEG/DICOM X-rays (searched recursively): a folder carries
+    no view labels, so every image in it is used for whichever view asks; keep
+    one folder per view (e.g. ``xrays/frontal``, ``xrays/lateral``).
+
+Every image is returned as float32 in [0, 1], square ``(S, S)``: a
+non-square radiograph is zero-padded to a square (centred) and resized with
+anti-aliasing.
+"""
+
+import logging
+import os
+
+import numpy as np
+
+from xprospect_tf.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+VIEWS = ("frontal", "lateral")
+VIEW_FIELDS = {"frontal": "ap", "lateral": "lateral"}  # prepared-dataset field of each view
+STYLED_FIELDS = {"frontal": "styled_ap", "lateral": "styled_lateral"}
+PHANTOM_DRR = "phantom-drr:"
+DOMAIN_B_FIRST_SEED = 100000  # domain A's phantom seeds come from SeedSequence; these are fixed
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm")
+
+
+def check_view(view):
+    """Return ``view`` if it is ``"frontal"`` or ``"lateral"``; else raise ConfigError.
+
+    Example:
+        >>> check_view("lateral")
+        'lateral'
+    """
+    if view not in VIEWS:
+        raise ConfigError(f"view={view!r}: choose 'frontal' or 'lateral' (--view)")
+    return view
+
+
+def domain_b_images(spec, view, size, count=None, seed=0, fov_mm=400.0):
+    """Domain-B images (radiographs) of one view as float32 ``(N, S, S)`` in [0, 1].
+
+    Section 3.1 of XprospeCT: the CycleGAN's target domain (the paper uses
+    CheXpert radiographs).
+
+    Args:
+        spec: ``"phantom-drr:N"``, a CheXpert CSV path, or a folder of
+            PNG/JPEG/DICOM X-rays (see the module docstring).
+        view: ``"frontal"`` or ``"lateral"``.
+        size: image side ``S`` (the prepared dataset's size).
+        count: keep at most this many images, drawn without replacement with
+            ``seed`` (``None``: all, in order). Files are read after drawing,
+            so a large CheXpert CSV costs only ``count`` reads.
+        seed: seed of the draw.
+        fov_mm: field of view of the phantoms (use the prepared dataset's).
+
+    Returns:
+        float32 array ``(N, size, size)`` in [0, 1].
+
+    Raises:
+        InputError: a missing path, a CSV or folder without images of the view,
+            or an unreadable image (named).
+        ConfigError: a malformed ``phantom-drr`` spec, bad view, size or count.
+
+    Example:
+        >>> domain_b_images("phantom-drr:2", "frontal", 16).shape
+        (2, 16, 16)
+    """
+    check_view(view)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
+        raise ConfigError(f"domain B image size: got {size!r}; use an integer >= 8")
+    if count is not None and (isinstance(count, bool) or int(count) < 1):
+        raise ConfigError(f"domain B count: got {count!r}; use a positive integer or leave it unset")
+    spec = os.fspath(spec)
+    if spec.startswith(PHANTOM_DRR):
+        seeds = _pick(phantom_drr_seeds(spec), count, seed)
+        return np.stack([_phantom_drr(s, view, int(size), fov_mm) for s in seeds])
+    paths = _pick(xray_paths(spec, view), count, seed)
+    log.info("domain B (%s): reading %d %s image(s)", spec, len(paths), view)
+    return np.stack([square_image(_read(p), int(size)) for p in paths])
+
+
+def phantom_drr_seeds(spec):
+    """Phantom seeds of a ``"phantom-drr:N"`` spec: ``100000 ... 100000 + N - 1``.
+
+    Example:
+        >>> phantom_drr_seeds("phantom-drr:2")
+        [100000, 100001]
+    """
+    try:
+        n = int(spec[len(PHANTOM_DRR):])
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ConfigError(f"domain B {spec!r}: write 'phantom-drr:N' with N >= 1 phantoms (--domain-b)")
+    return [DOMAIN_B_FIRST_SEED + i for i in range(n)]
+
+
+def xray_paths(spec, view):
+    """The image files of a CheXpert CSV (images of ``view``) or of a folder (all images).
+
+    Args:
+        spec: a ``.csv`` file or a folder.
+        view: ``"frontal"`` or ``"lateral"`` (used for CSVs only).
+
+    Returns:
+        list of paths (CSV order, or sorted folder order).
+
+    Raises:
+        InputError: missing path, or no images found.
+
+    Example:
+        >>> xray_paths("CheXpert-v1.0-small/valid.csv", "lateral")[:1]  # doctest: +SKIP
+        ['.../valid/patient64541/study1/view2_lateral.jpg']
+    """
+    if not os.path.exists(spec):
+        raise InputError(f"{spec}: no such file or folder; give --domain-b as 'phantom-drr:N', "
+                         "a CheXpert CSV, or a folder of PNG/JPEG/DICOM X-rays")
+    if os.path.isfile(spec):
+        if not spec.lower().endswith(".csv"):
+            raise InputError(f"{spec}: domain B must be a CheXpert CSV, a folder of X-rays or "
+                             "'phantom-drr:N'; put single images in a folder")
+        from xprospect_tf.data.chexpert import chexpert_images
+
+        paths = chexpert_images(spec, view)
+        where = f"no {view} images listed (column Frontal/Lateral)"
+    else:
+        paths = _folder_images(spec)
+        where = f"no X-ray images ({', '.join(IMAGE_SUFFIXES)} or DICOM files) found"
+    if not paths:
+        raise InputError(f"{spec}: {where}; point --domain-b to radiographs of the {view} view")
+    return paths
+
+
+def square_image(image, size):
+    """Zero-pad a 2D image to a centred square and resize it to ``(size, size)`` in [0, 1].
+
+    Args:
+        image: 2D array in [0, 1].
+        size: output side.
+
+    Returns:
+        float32 ``(size, size)`` in [0, 1] (anti-aliased linear resize).
+
+    Example:
+        >>> square_image(np.ones((4, 2)), 8).shape
+        (8, 8)
+    """
+    from skimage.transform import resize
+
+    image = np.asarray(image, dtype=np.float32)
+    rows, cols = image.shape
+    side = max(rows, cols)
+    top, left = (side - rows) // 2, (side - cols) // 2
+    padded = np.pad(image, ((top, side - rows - top), (left, side - cols - left)))
+    out = resize(padded, (size, size), order=1, anti_aliasing=side > size, preserve_range=True)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def domain_a_images(prepared_dir, view, split="train", field=None):
+    """Domain-A images: one view's mean-CT projections (or another 2D field) of a prepared dataset.
+
+    Args:
+        prepared_dir: prepared dataset folder.
+        view: ``"frontal"`` (field ``ap``) or ``"lateral"`` (field ``lateral``).
+        split: ``"train"``, ``"test"`` or ``"all"``.
+        field: read this 2D field instead (e.g. ``"styled_ap"``).
+
+    Returns:
+        ``(ids, images)``: sorted case ids and float32 ``(N, S, S)``.
+
+    Raises:
+        InputError: not a finished prepared dataset, no case in ``split``, or
+            a case lacks ``field``.
+
+    Example:
+        >>> ids, ap = domain_a_images("data/ph16", "frontal")  # doctest: +SKIP
+        >>> ap.shape
+        (4, 16, 16)
+    """
+    from xprospect_tf.data.prepared import SPLITS, load_case, read_manifest
+
+    field = field or VIEW_FIELDS[check_view(view)]
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r}: choose one of {SPLITS}")
+    manifest = read_manifest(prepared_dir)
+    if not manifest.get("complete", False):
+        raise InputError(f"{prepared_dir}: preparation was not finished; rerun xprospect data prepare")
+    cases = sorted((c for c in manifest["cases"] if split == "all" or c["split"] == split),
+                   key=lambda c: c["id"])
+    if not cases:
+        raise InputError(f"{prepared_dir}: no {split!r} cases in this prepared dataset; prepare more cases")
+    lacking = [c["id"] for c in cases
+               if field not in VIEW_FIELDS.values() and field not in c.get("fields", ())]
+    if lacking:
+        raise InputError(f"{prepared_dir}: case {lacking[0]} (and {len(lacking) - 1} more) lack "
+                         f"the field {field!r}; run xprospect style apply on this dataset first")
+    ids = [c["id"] for c in cases]
+    return ids, np.stack([load_case(prepared_dir, i)[field] for i in ids]).astype(np.float32)
+
+
+def _phantom_drr(seed, view, size, fov_mm):
+    from xprospect_tf.data.phantom import phantom_volume
+    from xprospect_tf.data.projection import drr
+
+    volume = phantom_volume(size=size, seed=seed, fov_mm=fov_mm)
+    ap, lateral = drr(volume.hu, volume.spacing)
+    return ap if view == "frontal" else lateral
+
+
+def _pick(items, count, seed):
+    if count is None or int(count) >= len(items):
+        return list(items)
+    chosen = np.random.default_rng(seed).choice(len(items), int(count), replace=False)
+    return [items[i] for i in sorted(chosen)]
+
+
+def _folder_images(folder):
+    from xprospect_tf.data.dicom import is_dicom_file
+
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if name.lower().endswith(IMAGE_SUFFIXES) or (
+                    not name.startswith(".") and "." not in name and is_dicom_file(path)):
+                found.append(path)
+    return found
+
+
+def _read(path):
+    from xprospect_tf.data.readers import read_xray
+
+    image = read_xray(path)
+    if image.ndim != 2:
+        raise InputError(f"{path}: expected a 2D radiograph, got shape {image.shape}")
+    return image
