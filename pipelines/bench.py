@@ -1,4 +1,8 @@
-"""``xprospect bench data``: time preparing a clinical-size CT and tf.data throughput."""
+"""Benchmarks that print figures.
+
+``xprospect bench data``: time preparing a clinical-size CT and tf.data throughput.
+``xprospect bench train``: step time and peak memory of a reconstruction row.
+"""
 
 import os
 import platform
@@ -20,6 +24,7 @@ def register(subparsers):
     p.add_argument("--cases", type=int, default=16, help="phantom cases for the tf.data test (default: 16)")
     p.add_argument("--workers", type=int, default=None, help="processes preparing them (default: CPU count)")
     p.set_defaults(func=run_data_bench)
+    register_train(sub)
 
 
 def clinical_volume(seed=0):
@@ -116,3 +121,64 @@ def run_data_bench(args):
             rate = _throughput(shards, cache)
             print(f"tf.data read + decode, {'cached' if cache else 'uncached'}: {rate:.1f} cases/s")
     return 0
+
+
+def register_train(sub):
+    """Add ``bench train``."""
+    p = sub.add_parser("train", help="step time and peak memory of one reconstruction row")
+    p.add_argument("--row", default="512-Dense", help="experiments.yaml row (default: 512-Dense)")
+    p.add_argument("--size", type=int, nargs="+", default=[64], help="cube sides to measure (default: 64)")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up step")
+    p.add_argument("--base-filters", type=int, default=None, help="default: the paper preset's")
+    p.set_defaults(func=run_train_bench)
+
+
+def run_train_bench(args):
+    """Each size in a fresh process, so its peak memory (max RSS) is its own."""
+    import subprocess
+    import sys
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"row {args.row}, batch {args.batch_size}, {args.steps} timed steps after 1 warm-up")
+    for size in args.size:
+        cmd = [sys.executable, "-c", "import sys; from pipelines.bench import _train_step_probe as p; "
+               "p(*sys.argv[1:])", args.row, str(size), str(args.batch_size), str(args.steps),
+               str(args.base_filters or 0)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode:
+            print(f"size {size}: failed: {out.stderr.strip().splitlines()[-1:]}")
+        else:
+            print(out.stdout.strip())
+    return 0
+
+
+def _train_step_probe(row, size, batch, steps, base_filters):
+    """Build ``row`` at ``size`` (paper preset), train ``steps`` steps on random data, print figures."""
+    import resource
+
+    import keras
+
+    from pipelines.train import build_compiled_model
+    from xprospect_tf.config import load_experiments
+    from xprospect_tf.training.guard import tensor_size_report
+
+    size, batch, steps, base_filters = int(size), int(batch), int(steps), int(base_filters)
+    overrides = [f"size={size}", f"batch_size={batch}"] + ([f"base_filters={base_filters}"] if base_filters else [])
+    cfg = load_experiments().resolve(row, "paper", overrides)
+    model = build_compiled_model(cfg)
+    rng = np.random.default_rng(0)
+    x = {k: rng.random((batch, size, size, 1), dtype=np.float32) for k in ("frontal", "lateral")}
+    y = rng.random((batch, size, size, size, 1), dtype=np.float32)
+    t0 = time.perf_counter()
+    model.train_on_batch(x, y)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    step = (time.perf_counter() - t0) / steps
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    est = tensor_size_report(model, batch).training_bytes / 2**30
+    print(f"size {size}^3: {model.count_params():,} parameters, base_filters {cfg.model.base_filters}, "
+          f"first step (tracing) {warm:.1f} s, step {step:.2f} s, peak memory (max RSS) {peak:.2f} GiB, "
+          f"guard estimate {est:.2f} GiB, keras {keras.__version__}")

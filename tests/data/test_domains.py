@@ -1,0 +1,126 @@
+"""Domain A / domain B image sources of the style-transfer CycleGAN."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.transform import resize
+
+from xprospect_tf.data.domains import (
+    DOMAIN_B_FIRST_SEED,
+    domain_a_images,
+    domain_b_images,
+    square_image,
+)
+from xprospect_tf.data.phantom import phantom_volume
+from xprospect_tf.data.prepared import load_case, phantom_sources, read_manifest, write_prepared
+from xprospect_tf.data.projection import drr
+from xprospect_tf.errors import ConfigError, InputError
+
+SIZE = 16
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("data") / "ph16")
+    write_prepared(phantom_sources(4), out, size=SIZE, test_count=1, workers=1, progress=False)
+    return out
+
+
+def write_png(path, array01):
+    Image.fromarray(np.round(np.asarray(array01) * 255).astype(np.uint8)).save(path)
+
+
+@pytest.mark.parametrize("view, index", [("frontal", 0), ("lateral", 1)])
+def test_phantom_drr_images_are_drrs_of_unseen_phantoms(data_dir, view, index):
+    images = domain_b_images("phantom-drr:3", view, SIZE)
+    assert images.shape == (3, SIZE, SIZE) and images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0 and images.max() > 0.1
+    volume = phantom_volume(size=SIZE, seed=DOMAIN_B_FIRST_SEED + 2)
+    np.testing.assert_allclose(images[2], drr(volume.hu, volume.spacing)[index], atol=1e-6)
+    manifest = read_manifest(data_dir)
+    seeds_a = {int(c["source"].split("=")[1]) for c in manifest["cases"]}
+    assert seeds_a.isdisjoint(range(DOMAIN_B_FIRST_SEED, DOMAIN_B_FIRST_SEED + 3))
+    field = "drr_ap" if view == "frontal" else "drr_lateral"
+    for case in manifest["cases"]:
+        drr_a = load_case(data_dir, case["id"])[field]
+        assert np.abs(images - drr_a).max(axis=(1, 2)).min() > 1e-3  # no domain-A case among them
+
+
+def test_count_draws_a_seeded_subset():
+    full = domain_b_images("phantom-drr:4", "frontal", SIZE)
+    sub = domain_b_images("phantom-drr:4", "frontal", SIZE, count=2, seed=1)
+    assert sub.shape == (2, SIZE, SIZE)
+    assert all(any(np.array_equal(s, f) for f in full) for s in sub)
+    np.testing.assert_array_equal(sub, domain_b_images("phantom-drr:4", "frontal", SIZE, count=2, seed=1))
+
+
+def test_square_image_pads_centred_then_resizes():
+    image = np.random.default_rng(0).random((20, 10)).astype(np.float32)
+    expected = resize(np.pad(image, ((0, 0), (5, 5))), (8, 8), order=1, anti_aliasing=True)
+    np.testing.assert_allclose(square_image(image, 8), expected, atol=1e-6)
+
+
+def test_folder_of_pngs_uses_every_image(tmp_path, rng):
+    (tmp_path / "sub").mkdir()
+    images = [rng.random((24, 16)) for _ in range(3)]
+    for i, (name, img) in enumerate(zip(["a.png", "b.jpeg", "sub/c.png"], images)):
+        img[0, 0], img[1, 1] = 0.0, 1.0  # full range: read_xray's min-max keeps values
+        write_png(tmp_path / name, img)
+    (tmp_path / "notes.txt").write_text("not an image")
+    out = domain_b_images(str(tmp_path), "lateral", SIZE)
+    assert out.shape == (3, SIZE, SIZE) and out.min() >= 0 and out.max() <= 1
+    png = np.asarray(Image.open(tmp_path / "a.png"), dtype=np.float64) / 255.0
+    expected = resize(np.pad(png, ((0, 0), (4, 4))), (SIZE, SIZE), order=1, anti_aliasing=True)
+    np.testing.assert_allclose(out[0], expected, atol=1e-5)
+
+
+def test_chexpert_csv_routes_views(tmp_path, rng):
+    root = tmp_path / "CheXpert-v1.0-small"
+    study = root / "train" / "patient00001" / "study1"
+    study.mkdir(parents=True)
+    frontal, lateral = rng.random((20, 20)), np.zeros((20, 20))
+    frontal[0, 0], frontal[1, 1] = 0.0, 1.0
+    lateral[:, 10:] = 1.0
+    write_png(study / "view1_frontal.png", frontal)
+    write_png(study / "view2_lateral.png", lateral)
+    rel = "CheXpert-v1.0-small/train/patient00001/study1"
+    (root / "train.csv").write_text(
+        "Path,Sex,Frontal/Lateral,AP/PA\n"
+        f"{rel}/view1_frontal.png,F,Frontal,PA\n{rel}/view2_lateral.png,F,Lateral,\n")
+    csv = str(root / "train.csv")
+    lat = domain_b_images(csv, "lateral", SIZE)
+    front = domain_b_images(csv, "frontal", SIZE)
+    assert lat.shape == front.shape == (1, SIZE, SIZE)
+    assert lat[0, :, : SIZE // 2 - 1].max() == 0.0 and lat[0, :, SIZE // 2 + 1:].min() == 1.0
+    assert 0.2 < front.mean() < 0.8
+
+
+@pytest.mark.parametrize("spec, error, match", [
+    ("phantom-drr:0", ConfigError, "phantom-drr:N"),
+    ("phantom-drr:x", ConfigError, "phantom-drr:N"),
+    ("{tmp}/missing", InputError, "missing: no such file or folder"),
+    ("{tmp}", InputError, "no X-ray images"),
+])
+def test_bad_specs_raise_clear_errors(tmp_path, spec, error, match):
+    with pytest.raises(error, match=match):
+        domain_b_images(spec.format(tmp=tmp_path), "frontal", SIZE)
+
+
+def test_chexpert_csv_without_the_view(tmp_path):
+    csv = tmp_path / "valid.csv"
+    csv.write_text("Path,Frontal/Lateral,AP/PA\nx/view1_frontal.jpg,Frontal,AP\n")
+    with pytest.raises(InputError, match="no lateral images"):
+        domain_b_images(str(csv), "lateral", SIZE)
+
+
+def test_domain_a_images_are_the_mean_ct_projections(data_dir):
+    ids, ap = domain_a_images(data_dir, "frontal")
+    _, lat = domain_a_images(data_dir, "lateral", split="all")
+    train = sorted(c["id"] for c in read_manifest(data_dir)["cases"] if c["split"] == "train")
+    assert ids == train and ap.shape == (3, SIZE, SIZE) and lat.shape == (4, SIZE, SIZE)
+    ct = load_case(data_dir, ids[1])["ct"]
+    np.testing.assert_allclose(ap[1], ct.mean(axis=2), atol=1e-4)  # uint16-stored ct vs float mean
+    with pytest.raises(InputError, match="styled_ap"):
+        domain_a_images(data_dir, "frontal", field="styled_ap")
+    with pytest.raises(ConfigError, match="view"):
+        domain_a_images(data_dir, "axial")

@@ -1,0 +1,123 @@
+"""``xprospect style train / apply / evaluate`` end to end on tiny phantoms (16 px, 4 filters, 1 epoch)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from pipelines.cli import main
+from pipelines.style import train_style_model
+from xprospect_tf.data.prepared import load_case, load_prepared, phantom_sources, read_manifest, write_prepared
+from xprospect_tf.errors import ConfigError
+
+TINY = ["--epochs", "1", "--filters", "4", "--residual-blocks", "1", "--batch-size", "2", "--eager"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("data") / "ph16")
+    write_prepared(phantom_sources(6), out, size=16, test_count=2, workers=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, data_dir):
+    root = tmp_path_factory.mktemp("style")
+    dirs = {view: str(root / view) for view in ("frontal", "lateral")}
+    for view, out in dirs.items():
+        assert main(["style", "train", "--view", view, "--data", data_dir, "--out", out, *TINY]) == 0
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def styled(runs, data_dir):
+    assert main(["style", "apply", "--data", data_dir, "--frontal-model", runs["frontal"],
+                 "--lateral-model", runs["lateral"]]) == 0
+    return data_dir
+
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def test_train_writes_generator_config_history_and_samples(runs, data_dir):
+    out = runs["frontal"]
+    for name in ("generator.keras", "config.json", "history.csv", "last.keras", "samples/epoch_001.png"):
+        assert os.path.getsize(os.path.join(out, name)) > 0, name
+    config = _json(os.path.join(out, "config.json"))
+    assert config["view"] == "frontal" and config["size"] == 16 and config["filters"] == 4
+    assert config["domain_b"] == "phantom-drr:4"  # default: as many phantoms as train cases
+    assert config["learning_rate"] == 2e-5 and config["cycle_lambda"] == 20.0
+    with open(os.path.join(out, "history.csv")) as f:
+        assert len(f.read().strip().splitlines()) == 2  # header + one epoch
+    from PIL import Image
+
+    assert Image.open(os.path.join(out, "samples/epoch_001.png")).size[0] > 100
+
+
+def test_second_call_reuses_and_other_settings_are_refused(runs, data_dir):
+    out = runs["lateral"]
+    before = os.path.getmtime(os.path.join(out, "generator.keras"))
+    result = train_style_model(data_dir, "lateral", out, epochs=1, batch_size=2, filters=4,
+                               n_residual=1, run_eagerly=True)
+    assert result["reused"] and result["train_time_s"] is None and "g_loss" in result["history"]
+    assert os.path.getmtime(os.path.join(out, "generator.keras")) == before
+    with pytest.raises(ConfigError, match="epochs differ"):
+        train_style_model(data_dir, "lateral", out, epochs=2, batch_size=2, filters=4, n_residual=1)
+
+
+def test_apply_writes_styled_fields_equal_to_the_generators_output(runs, styled):
+    import keras
+
+    manifest = read_manifest(styled)
+    assert all(set(c["fields"]) == {"styled_ap", "styled_lateral"} for c in manifest["cases"])
+    generators = {v: keras.models.load_model(os.path.join(runs[v], "generator.keras")) for v in runs}
+    for case in manifest["cases"]:
+        c = load_case(styled, case["id"])
+        for view, source, field in (("frontal", "ap", "styled_ap"), ("lateral", "lateral", "styled_lateral")):
+            expected = np.asarray(generators[view](c[source][None, :, :, None]))[0, :, :, 0]
+            np.testing.assert_allclose(c[field], expected, atol=1e-5)
+        assert not np.allclose(c["styled_ap"], c["ap"])  # originals kept, styled differ
+    (ap, lat), ct = next(iter(load_prepared(styled, "test", inputs="styled", batch_size=2)))
+    assert ap.shape == lat.shape == (2, 16, 16, 1) and ct.shape == (2, 16, 16, 16, 1)
+
+
+def test_apply_refuses_a_swapped_view(runs, data_dir, capsys):
+    status = main(["style", "apply", "--data", data_dir, "--frontal-model", runs["lateral"],
+                   "--lateral-model", runs["frontal"]])
+    assert status == 2 and "a lateral style model" in capsys.readouterr().err
+
+
+def test_evaluate_writes_metrics_matching_a_recomputation_and_the_figure(styled, tmp_path):
+    from xprospect_tf.data.domains import domain_b_images
+    from xprospect_tf.evaluation.style_metrics import histogram_distance, ssim2d_mean
+
+    out = str(tmp_path / "eval")
+    assert main(["style", "evaluate", "--data", styled, "--out", out]) == 0
+    report = _json(os.path.join(out, "style_metrics.json"))
+    assert os.path.getsize(os.path.join(out, "style_figure.png")) > 0
+    ids = sorted(c["id"] for c in read_manifest(styled)["cases"])
+    cases = [load_case(styled, i) for i in ids]
+    ap = np.stack([c["ap"] for c in cases])
+    styled_ap = np.stack([c["styled_ap"] for c in cases])
+    target = domain_b_images("phantom-drr:4", "frontal", 16)
+    frontal = report["views"]["frontal"]
+    assert frontal["n_images"] == 6 and frontal["n_domain_b"] == 4 and report["split"] == "all"
+    assert frontal["histogram_source"] == pytest.approx(histogram_distance(ap, target, 64))
+    assert frontal["histogram_stylized"] == pytest.approx(histogram_distance(styled_ap, target, 64))
+    assert frontal["ssim"] == pytest.approx(ssim2d_mean(styled_ap, ap))
+    assert set(report["views"]["lateral"]) >= {"spectrum_source", "spectrum_stylized"}
+
+
+@pytest.mark.parametrize("spec, message", [("missing", "no such file or folder"), ("", "no X-ray images")])
+def test_bad_domain_b_exits_2_with_the_path(tmp_path, data_dir, capsys, spec, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    path = str(tmp_path / spec) if spec else str(empty)
+    status = main(["style", "train", "--view", "frontal", "--data", data_dir, "--out",
+                   str(tmp_path / "run"), "--domain-b", path, *TINY])
+    err = capsys.readouterr().err
+    assert status == 2 and path in err and message in err
+    assert not os.path.exists(tmp_path / "run" / "config.json")  # a corrected rerun is not refused
