@@ -117,7 +117,19 @@ def style_config(data_dir, view, domain_b="default", epochs=DEFAULTS["epochs"],
                  learning_rate=DEFAULTS["learning_rate"], cycle_lambda=DEFAULTS["cycle_lambda"],
                  ema_every=DEFAULTS["ema_every"], n_residual=None, domain_b_count=None,
                  seed=DEFAULTS["seed"]):
-    """The resolved, validated hyper-parameters of one style run (written as config.json)."""
+    """The resolved, validated hyper-parameters of one style run (written as config.json).
+
+    Args:
+        data_dir, view, ...: as in :func:`train_style_model`.
+
+    Returns:
+        dict; ``domain_b`` resolved by :func:`domain_b_spec`, ``size`` and
+        ``fov_mm`` from the dataset's manifest, ``disc_filters = 2 * filters``.
+
+    Example:
+        >>> style_config("data/ph16", "frontal", epochs=1)["domain_b"]  # doctest: +SKIP
+        'phantom-drr:4'
+    """
     from xprospect_tf.data.domains import check_view
     from xprospect_tf.data.prepared import read_manifest
 

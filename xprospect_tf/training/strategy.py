@@ -40,7 +40,12 @@ def get_strategy(name="default", devices=None):
         if devices:
             raise ConfigError("train.strategy: devices can only be given with strategy 'mirrored'")
         return tf.distribute.get_strategy()
-    strategy = tf.distribute.MirroredStrategy(devices=devices)
+    cross_device_ops = None  # NCCL all-reduce between GPUs
+    if not tf.config.list_logical_devices("GPU"):
+        # CPU replicas (tests): collective all-reduce keys collide when a process creates
+        # several MirroredStrategy objects; reducing on one device avoids collectives.
+        cross_device_ops = tf.distribute.ReductionToOneDevice()
+    strategy = tf.distribute.MirroredStrategy(devices=devices, cross_device_ops=cross_device_ops)
     log.info("MirroredStrategy on %d replica(s)", strategy.num_replicas_in_sync)
     return strategy
 
