@@ -25,8 +25,6 @@ import os
 import sys
 import time
 
-import numpy as np
-
 from pipelines.common import log
 from xprospect_tf.errors import ConfigError, InputError
 from xprospect_tf.files import atomic_path, write_json
@@ -45,7 +43,8 @@ def register(sub):
 
     t = ssub.add_parser("train", help="train one view's CycleGAN (mean-CT projections -> X-ray style)")
     t.add_argument("--view", required=True, choices=("frontal", "lateral"))
-    t.add_argument("--data", required=True, metavar="DIR", help="prepared dataset (domain A: its train split)")
+    t.add_argument("--data", required=True, metavar="DIR",
+                   help="prepared dataset (domain A: its train split)")
     t.add_argument("--out", required=True, metavar="RUN_DIR", help="style run folder")
     _add_domain_b_args(t)
     t.add_argument("--epochs", type=int, default=DEFAULTS["epochs"])
@@ -386,3 +385,32 @@ def evaluate_style(data_dir, out_dir, domain_b="default", domain_b_count=None, s
 
 
 logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def ensure_styled(data_dir, style_cfg, root, run_eagerly=False):
+    """Train (or reuse) both views' CycleGANs under ``root`` and stylize ``data_dir``.
+
+    What an ``inputs: styled`` row (Table 1's ``64-Dense-Styled-Inputs``) needs
+    before it trains: ``root/style-frontal`` and ``root/style-lateral`` hold the
+    style runs (reused when their settings match), and every case of the
+    dataset gets ``styled_ap`` / ``styled_lateral`` fields.
+
+    Args:
+        data_dir: prepared dataset (changed in place: fields added).
+        style_cfg: :class:`xprospect_tf.config.StyleConfig`.
+        root: folder for the two style runs.
+        run_eagerly: compile the CycleGANs with ``run_eagerly`` (tests).
+
+    Returns:
+        dict view -> the :func:`train_style_model` result.
+    """
+    runs = {}
+    for view in ("frontal", "lateral"):
+        runs[view] = train_style_model(
+            data_dir, view, os.path.join(root, f"style-{view}"), domain_b=style_cfg.domain_b,
+            epochs=style_cfg.epochs, batch_size=style_cfg.batch_size, filters=style_cfg.filters,
+            n_residual=style_cfg.n_residual, learning_rate=style_cfg.learning_rate,
+            cycle_lambda=style_cfg.cycle_lambda, ema_every=style_cfg.ema_every, run_eagerly=run_eagerly,
+        )
+    apply_style_models(data_dir, runs["frontal"]["run_dir"], runs["lateral"]["run_dir"])
+    return runs

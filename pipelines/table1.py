@@ -60,6 +60,10 @@ def _run_or_reuse(cfg, args, data_dir):
             log.info("%s: reusing %s", cfg.row, run_dir)
             return old
     log.info("%s: training in %s", cfg.row, run_dir)
+    if cfg.inputs == "styled":  # the style models are shared by all styled rows of the table
+        from pipelines.style import ensure_styled
+
+        ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
     test_ids = sorted(c["id"] for c in read_manifest(data_dir)["cases"] if c["split"] == "test")
     return run_row(cfg, run_dir, data_dir, example_case=test_ids[0])
 

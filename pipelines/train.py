@@ -39,6 +39,10 @@ def main(args):
     if args.dry_run:
         return dry_run(cfg)
     data_dir = ensure_dataset(cfg.data, args.data, os.path.join(args.out, "data"))
+    if cfg.inputs == "styled":
+        from pipelines.style import ensure_styled
+
+        ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
     results = run_row(cfg, args.out, data_dir)
     s = results["summary"]
     log.info("%s: test MSE %.5f +- %.5f, PSNR %.2f dB, SSIM %.3f", cfg.row, *s["mse"], s["psnr"][0], s["ssim"][0])

@@ -120,6 +120,8 @@ def test_domain_a_images_are_the_mean_ct_projections(data_dir):
     assert ids == train and ap.shape == (3, SIZE, SIZE) and lat.shape == (4, SIZE, SIZE)
     ct = load_case(data_dir, ids[1])["ct"]
     np.testing.assert_allclose(ap[1], ct.mean(axis=2), atol=1e-4)  # uint16-stored ct vs float mean
+    _, drr_ap = domain_a_images(data_dir, "frontal", field="drr_ap")  # any stored base field
+    np.testing.assert_array_equal(drr_ap[0], load_case(data_dir, ids[0])["drr_ap"])
     with pytest.raises(InputError, match="styled_ap"):
         domain_a_images(data_dir, "frontal", field="styled_ap")
     with pytest.raises(ConfigError, match="view"):

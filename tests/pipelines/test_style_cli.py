@@ -8,7 +8,13 @@ import pytest
 
 from pipelines.cli import main
 from pipelines.style import train_style_model
-from xprospect_tf.data.prepared import load_case, load_prepared, phantom_sources, read_manifest, write_prepared
+from xprospect_tf.data.prepared import (
+    load_case,
+    load_prepared,
+    phantom_sources,
+    read_manifest,
+    write_prepared,
+)
 from xprospect_tf.errors import ConfigError
 
 TINY = ["--epochs", "1", "--filters", "4", "--residual-blocks", "1", "--batch-size", "2", "--eager"]

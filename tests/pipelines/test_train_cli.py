@@ -164,3 +164,22 @@ def test_predict_rejects_missing_model_and_bad_output(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "--frontal", "a.png", "--lateral", "b.png",
                  "--out", str(tmp_path / "ct.png")]) == 2
     assert ".nii" in capsys.readouterr().err
+
+
+def test_styled_row_trains_style_models_then_the_reconstruction(data_dir, tmp_path):
+    import shutil
+
+    from xprospect_tf.data.prepared import read_manifest
+
+    data = str(tmp_path / "data")
+    shutil.copytree(data_dir, data)  # styling adds fields to the dataset
+    out = str(tmp_path / "styled")
+    tiny_style = ["--set", "style.epochs=1", "--set", "style.filters=4", "--set", "style.n_residual=1",
+                  "--set", "style.batch_size=2"]
+    assert main(["train", "--row", "64-Dense-Styled-Inputs", "--out", out, "--data", data,
+                 *TINY, *tiny_style]) == 0
+    for view in ("frontal", "lateral"):
+        assert os.path.exists(os.path.join(out, f"style-{view}", "generator.keras"))
+    assert all({"styled_ap", "styled_lateral"} <= set(c["fields"]) for c in read_manifest(data)["cases"])
+    res = _results(out)
+    assert res["inputs"] == "styled" and res["config"]["style"]["epochs"] == 1

@@ -173,7 +173,7 @@ def domain_a_images(prepared_dir, view, split="train", field=None):
         prepared_dir: prepared dataset folder.
         view: ``"frontal"`` (field ``ap``) or ``"lateral"`` (field ``lateral``).
         split: ``"train"``, ``"test"`` or ``"all"``.
-        field: read this 2D field instead (e.g. ``"styled_ap"``).
+        field: read this 2D field instead (e.g. ``"drr_ap"``, ``"styled_ap"``).
 
     Returns:
         ``(ids, images)``: sorted case ids and float32 ``(N, S, S)``.
@@ -187,7 +187,7 @@ def domain_a_images(prepared_dir, view, split="train", field=None):
         >>> ap.shape
         (4, 16, 16)
     """
-    from xprospect_tf.data.prepared import SPLITS, load_case, read_manifest
+    from xprospect_tf.data.prepared import BASE_FIELDS, SPLITS, load_case, read_manifest
 
     field = field or VIEW_FIELDS[check_view(view)]
     if split not in SPLITS:
@@ -200,7 +200,7 @@ def domain_a_images(prepared_dir, view, split="train", field=None):
     if not cases:
         raise InputError(f"{prepared_dir}: no {split!r} cases in this prepared dataset; prepare more cases")
     lacking = [c["id"] for c in cases
-               if field not in VIEW_FIELDS.values() and field not in c.get("fields", ())]
+               if field not in BASE_FIELDS and field not in c.get("fields", ())]
     if lacking:
         raise InputError(f"{prepared_dir}: case {lacking[0]} (and {len(lacking) - 1} more) lack "
                          f"the field {field!r}; run xprospect style apply on this dataset first")
