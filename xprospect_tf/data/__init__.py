@@ -4,7 +4,7 @@ Names are imported lazily so that numpy-only users (and ``xprospect --help``)
 do not pay for importing TensorFlow.
 """
 
-import importlib
+from xprospect_tf.lazy import lazy_exports
 
 _EXPORTS = {
     "Volume": "volume",
@@ -44,13 +44,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'xprospect_tf.data' has no attribute {name!r}")
-    module = importlib.import_module(f"xprospect_tf.data.{_EXPORTS[name]}")
-    return getattr(module, name)
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

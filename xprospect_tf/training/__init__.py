@@ -5,7 +5,7 @@ Names are imported lazily so that importing the package does not import
 TensorFlow or Keras until a name is used.
 """
 
-import importlib
+from xprospect_tf.lazy import lazy_exports
 
 _EXPORTS = {
     "get_loss": "losses",
@@ -22,13 +22,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'xprospect_tf.training' has no attribute {name!r}")
-    module = importlib.import_module(f"xprospect_tf.training.{_EXPORTS[name]}")
-    return getattr(module, name)
-
-
-def __dir__():
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
