@@ -183,3 +183,16 @@ def test_styled_row_trains_style_models_then_the_reconstruction(data_dir, tmp_pa
     assert all({"styled_ap", "styled_lateral"} <= set(c["fields"]) for c in read_manifest(data)["cases"])
     res = _results(out)
     assert res["inputs"] == "styled" and res["config"]["style"]["epochs"] == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--row", "64-Dense", "--set", "sise=3"], "unknown setting 'sise'"),
+    (["--row", "1024-Dense"], "no row named '1024-Dense'"),
+    (["--row", "64-Dense", "--set", "source=/no/such/prepared"], "not a prepared dataset"),
+])
+def test_bad_settings_exit_2_with_a_message_and_no_output(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    assert main(["train", "--out", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
