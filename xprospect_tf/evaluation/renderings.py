@@ -46,11 +46,11 @@ def single_axial_figure(vol01, z=None):
     return fig
 
 
-def rendering_figure(volumes, levels=(0.45, 0.62), title=""):
+def rendering_figure(volumes, levels=(0.45, 0.57), title=""):
     """3D surface renderings (marching cubes) of each named volume in [0, 1].
 
     ``levels`` are iso-values in window units: with the paper's [-1000, 1000] HU
-    window, 0.45 is about -100 HU (the body surface) and 0.62 about 240 HU (bone).
+    window, 0.45 is about -100 HU (the body surface) and 0.57 about 140 HU (bone).
     """
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
     from skimage.measure import marching_cubes
@@ -58,22 +58,24 @@ def rendering_figure(volumes, levels=(0.45, 0.62), title=""):
     plt = _pyplot()
     n = len(volumes)
     fig = plt.figure(figsize=(3.2 * n, 3.4))
-    colors = ("#d9a384", "#f2f2e6")
+    colors = ("#d9a384", "#efe6c8")
     for i, (name, vol) in enumerate(volumes.items()):
         ax = fig.add_subplot(1, n, i + 1, projection="3d")
         vol = np.asarray(vol, dtype=np.float32)
-        for level, color, alpha in zip(levels, colors, (0.15, 0.9)):
+        for level, color, alpha in zip(levels, colors, (0.08, 1.0)):
             if not vol.min() < level < vol.max():
                 continue
             verts, faces, _, _ = marching_cubes(vol, level=level, step_size=max(1, vol.shape[0] // 48))
             # world display axes: x = patient right->left, y = anterior->posterior, up = superior
             pts = np.stack([verts[:, 1], verts[:, 2], vol.shape[0] - verts[:, 0]], axis=1)
-            ax.add_collection3d(Poly3DCollection(pts[faces], facecolor=color, alpha=alpha, linewidth=0))
+            ax.add_collection3d(Poly3DCollection(pts[faces], facecolors=color, alpha=alpha, linewidth=0,
+                                                 shade=True))
         s = vol.shape[0]
         ax.set_xlim(0, s)
         ax.set_ylim(s, 0)
         ax.set_zlim(0, s)
         ax.view_init(elev=10, azim=-60)
+        ax.set_box_aspect(None, zoom=1.3)
         ax.set_title(name, fontsize=9)
         ax.set_axis_off()
     if title:
