@@ -60,12 +60,14 @@ def _run_or_reuse(cfg, args, data_dir):
             log.info("%s: reusing %s", cfg.row, run_dir)
             return old
     log.info("%s: training in %s", cfg.row, run_dir)
+    style_time = None
     if cfg.inputs == "styled":  # the style models are shared by all styled rows of the table
         from pipelines.style import ensure_styled
 
-        ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
+        runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
+        style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
     test_ids = sorted(c["id"] for c in read_manifest(data_dir)["cases"] if c["split"] == "test")
-    return run_row(cfg, run_dir, data_dir, example_case=test_ids[0])
+    return run_row(cfg, run_dir, data_dir, example_case=test_ids[0], style_time_s=style_time)
 
 
 def write_table(results, out, data_dir):

@@ -25,10 +25,16 @@ def table1_records(results):
             "PSNR (dB)": f"{s['psnr'][0]:.2f} ± {s['psnr'][1]:.2f}",
             "3D SSIM": f"{s['ssim'][0]:.3f} ± {s['ssim'][1]:.3f}",
             "Parameters": f"{r['parameters']:,}" if r["parameters"] else "-",
-            "Training time (s)": f"{r['train_time_s']:.1f}",
+            "Training time (s)": _train_time(r),
             "Example axial image": r.get("example_image", ""),
         })
     return records
+
+
+def _train_time(r):
+    style = r.get("style_train_time_s")
+    own = f"{r['train_time_s']:.1f}"
+    return own if style is None else f"{own} + {style:.1f} (style models)"
 
 
 def to_markdown(records):
