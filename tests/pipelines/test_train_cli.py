@@ -8,6 +8,8 @@ the NIfTI written by predict, exit codes.
 
 import json
 import os
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -133,8 +135,21 @@ def test_export_then_predict_writes_a_correctly_oriented_nifti(run_dir, data_dir
 
     export_dir = str(tmp_path / "export")
     assert main(["export", run_dir, "--out", export_dir]) == 0
-    assert os.path.isdir(os.path.join(export_dir, "saved_model"))
     c = load_case(data_dir, "phantom-0000")
+    x = {"frontal": c["ap"][None, ..., None], "lateral": c["lateral"][None, ..., None]}
+    np.savez(tmp_path / "x.npz", **x)
+    # the SavedModel serves the trained reconstruction model in a process that never imports xprospect_tf
+    serve = ("import sys, numpy as np, tensorflow as tf; d = np.load(sys.argv[1]); "
+             "f = tf.saved_model.load(sys.argv[2]).signatures['serving_default']; "
+             "np.save(sys.argv[3], f(frontal=tf.constant(d['frontal']), lateral=tf.constant(d['lateral']))['ct'].numpy()); "
+             "assert not any(m.startswith('xprospect_tf') for m in sys.modules)")
+    subprocess.run([sys.executable, "-c", serve, str(tmp_path / "x.npz"),
+                    os.path.join(export_dir, "saved_model"), str(tmp_path / "served.npy")],
+                   check=True, cwd=str(tmp_path), env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    from xprospect_tf.export import load_keras_model
+
+    expected = load_keras_model(os.path.join(export_dir, "model.keras")).predict_on_batch(x)
+    np.testing.assert_allclose(np.load(tmp_path / "served.npy"), expected, rtol=1e-5, atol=1e-6)
     paths = {}
     for view in ("ap", "lateral"):
         paths[view] = str(tmp_path / f"{view}.png")
