@@ -430,7 +430,8 @@ def write_prepared(sources, out_dir, size, window=(-1000.0, 1000.0), fov_mm=400.
         else:
             manifest["failed"].append(failure)
             log.warning("%s: failed: %s", failure["source"], failure["reason"])
-        log.log(level, "prepared %d/%d: %s (%.1f s)", n, len(pending), case_id, seconds)
+        log.log(level, "%s %d/%d: %s (%.1f s)", "prepared" if entry is not None else "failed",
+                n, len(pending), case_id, seconds)
         _save_manifest(out_dir, manifest, entries)
     splits = assign_splits(entries, test_fraction, test_count, split_seed)
     for case_id, entry in entries.items():
