@@ -81,3 +81,19 @@ def test_paper_scale_symbolic_model_exceeds_int32_without_allocating():
     half = keras.Model(x, keras.layers.Conv3D(8, 1, name="half")(x))
     assert guard.tensor_size_report(half, 1).max_batch_size() == (2**31 - 1) // (512**3 * 8)
     assert math.isfinite(report.training_bytes)
+
+
+def test_tensors_inside_composite_layers_are_counted():
+    import keras
+
+    from xprospect_tf.layers.blocks import ConvBlock
+    from xprospect_tf.layers.connection_b import ConnectionB
+    from xprospect_tf.training.guard import tensor_size_report
+
+    image = keras.Input((8, 8, 2))
+    volume = ConnectionB(3, name="lift")(image)  # (8, 8, 8, 3); inside: (8, 8, 3) then (8, 8, 8, 3)
+    out = ConvBlock(5, spatial_dims=3, convs=3, name="block")(volume)  # 3 convs of (8, 8, 8, 5)
+    report = tensor_size_report(keras.Model(image, out), batch_size=2)
+    rows = {r.name: r for r in report.layers}
+    assert rows["block"].activation_elements == 3 * 2 * 8 * 8 * 8 * 5
+    assert rows["lift"].activation_elements == 2 * (8 * 8 * 3 + 2 * 8 * 8 * 8 * 3)

@@ -136,6 +136,11 @@ class ConvBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.filters,)
 
+    def internal_output_shapes(self, input_shape):
+        """Shapes of the tensors made inside the block besides its output (for the
+        tensor-size guard): every convolution but the last."""
+        return [self.compute_output_shape(input_shape)] * (self.convs - 1)
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -54,6 +54,11 @@ class ConnectionB(keras.layers.Layer):
         b, h, w, _ = input_shape
         return (b, h, w, self._depth(input_shape), self.filters)
 
+    def internal_output_shapes(self, input_shape):
+        """The matched 2D feature and its repetition along depth (for the tensor-size guard)."""
+        b, h, w, _ = input_shape
+        return [(b, h, w, self.filters), self.compute_output_shape(input_shape)]
+
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, depth=self.depth)

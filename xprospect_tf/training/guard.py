@@ -26,9 +26,9 @@ class LayerSize:
 
     name: str
     class_name: str
-    output_shapes: tuple  # per output tensor, batch dimension included
-    activation_elements: int  # all outputs, batch included
-    largest_activation: int  # largest single output tensor, batch included
+    output_shapes: tuple  # per output (then internal) tensor, batch dimension included
+    activation_elements: int  # all outputs and internal tensors, batch included
+    largest_activation: int  # largest single tensor, batch included
     weight_elements: int
     largest_weight: int  # largest single weight tensor
 
@@ -144,7 +144,19 @@ def _output_shapes(layer, batch_size):
                 "tensor_size_report needs a model built on fixed input shapes"
             )
         shapes.append((batch_size,) + dims[1:])
-    return tuple(shapes)
+    return tuple(shapes) + _internal_shapes(layer, batch_size)
+
+
+def _internal_shapes(layer, batch_size):
+    """Tensors a composite layer makes inside ``call`` (its ``internal_output_shapes``)."""
+    internal = getattr(layer, "internal_output_shapes", None)
+    if internal is None:
+        return ()
+    try:
+        input_shape = tuple(layer.input.shape)
+    except (AttributeError, ValueError):
+        return ()
+    return tuple((batch_size,) + tuple(s)[1:] for s in internal(input_shape))
 
 
 def _layer_size(layer, batch_size):
@@ -165,8 +177,10 @@ def _layer_size(layer, batch_size):
 def tensor_size_report(model, batch_size, optimizer_slots=2):
     """Walk every layer of a built functional model and size its tensors.
 
-    Paper section 5.2. Nested models are walked layer by layer. Symbolic models
-    allocate no activations, so this is safe for sizes that would not fit.
+    Paper section 5.2. Nested models are walked layer by layer; a composite
+    layer that defines ``internal_output_shapes(input_shape)`` (e.g. ConvBlock,
+    ConnectionB) also has the tensors made inside its ``call`` counted. Symbolic
+    models allocate no activations, so this is safe for sizes that would not fit.
 
     Args:
         model: a built functional ``keras.Model``.
