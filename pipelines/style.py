@@ -52,6 +52,9 @@ def register(sub):
     t.add_argument("--filters", type=int, default=DEFAULTS["filters"], help="generator base filters")
     t.add_argument("--residual-blocks", type=int, default=None,
                    help="generator residual blocks (default: CycleGAN's 6 up to 128 px, 9 above)")
+    t.add_argument("--upsampling", choices=("transpose", "resize"), default="transpose",
+                   help="generator up-sampling: CycleGAN's transposed convolutions (default) or "
+                        "resize + conv (no checkerboard artefacts)")
     t.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"])
     t.add_argument("--cycle-lambda", type=float, default=DEFAULTS["cycle_lambda"])
     t.add_argument("--ema-every", type=int, default=DEFAULTS["ema_every"],
@@ -88,7 +91,8 @@ def _train_main(args):
         args.data, args.view, args.out, domain_b=args.domain_b, epochs=args.epochs,
         batch_size=args.batch_size, filters=args.filters, learning_rate=args.learning_rate,
         cycle_lambda=args.cycle_lambda, ema_every=args.ema_every or None, run_eagerly=args.eager,
-        n_residual=args.residual_blocks, domain_b_count=args.domain_b_count, seed=args.seed)
+        n_residual=args.residual_blocks, domain_b_count=args.domain_b_count, seed=args.seed,
+        upsampling=args.upsampling)
     log.info("style %s: %s %s", args.view, "reused" if result["reused"] else "trained", result["generator"])
     return 0
 
@@ -115,7 +119,7 @@ def style_config(data_dir, view, domain_b="default", epochs=DEFAULTS["epochs"],
                  batch_size=DEFAULTS["batch_size"], filters=DEFAULTS["filters"],
                  learning_rate=DEFAULTS["learning_rate"], cycle_lambda=DEFAULTS["cycle_lambda"],
                  ema_every=DEFAULTS["ema_every"], n_residual=None, domain_b_count=None,
-                 seed=DEFAULTS["seed"]):
+                 seed=DEFAULTS["seed"], upsampling="transpose"):
     """The resolved, validated hyper-parameters of one style run (written as config.json).
 
     Args:
@@ -144,7 +148,7 @@ def style_config(data_dir, view, domain_b="default", epochs=DEFAULTS["epochs"],
         "fov_mm": float(manifest["fov_mm"]), "domain_b": domain_b_spec(domain_b, manifest),
         "domain_b_count": domain_b_count,
         "epochs": epochs, "batch_size": batch_size, "filters": filters,
-        "disc_filters": 2 * filters, "n_residual": n_residual,
+        "disc_filters": 2 * filters, "n_residual": n_residual, "upsampling": upsampling,
         "learning_rate": float(learning_rate), "cycle_lambda": float(cycle_lambda),
         "ema_every": ema_every or None, "seed": int(seed),
     }
@@ -161,7 +165,7 @@ def train_style_model(data_dir, view, out_dir, domain_b="default", epochs=DEFAUL
                       batch_size=DEFAULTS["batch_size"], filters=DEFAULTS["filters"],
                       learning_rate=DEFAULTS["learning_rate"], cycle_lambda=DEFAULTS["cycle_lambda"],
                       ema_every=DEFAULTS["ema_every"], run_eagerly=False, n_residual=None,
-                      domain_b_count=None, seed=DEFAULTS["seed"]):
+                      domain_b_count=None, seed=DEFAULTS["seed"], upsampling="transpose"):
     """Train (or reuse) one view's style CycleGAN; write ``out_dir/generator.keras``.
 
     Section 3.1 of XprospeCT: domain A = the view's mean-CT projections of the
@@ -183,6 +187,7 @@ def train_style_model(data_dir, view, out_dir, domain_b="default", epochs=DEFAUL
         learning_rate, cycle_lambda, ema_every: the paper's training settings.
         run_eagerly: compile with ``run_eagerly`` (tests).
         n_residual: generator residual blocks (``None``: CycleGAN's default).
+        upsampling: generator up-sampling, ``"transpose"`` (CycleGAN's) or ``"resize"``.
         domain_b_count: use at most this many domain-B images.
         seed: random seed (weights, shuffling, domain-B draw).
 
@@ -197,7 +202,7 @@ def train_style_model(data_dir, view, out_dir, domain_b="default", epochs=DEFAUL
         >>> train_style_model("data/ph64", "frontal", "runs/style-frontal", epochs=2)  # doctest: +SKIP
     """
     config = style_config(data_dir, view, domain_b, epochs, batch_size, filters, learning_rate,
-                          cycle_lambda, ema_every, n_residual, domain_b_count, seed)
+                          cycle_lambda, ema_every, n_residual, domain_b_count, seed, upsampling)
     generator = os.path.join(out_dir, GENERATOR)
     previous = _read_style_config(out_dir)
     if previous is not None and previous != config:
@@ -247,6 +252,7 @@ def _fit_cyclegan(config, out_dir, images_a, images_b, run_eagerly):
     steps = math.ceil(max(len(images_a), len(images_b)) / batch)
     gan = make_cyclegan(config["size"], filters=config["filters"], disc_filters=config["disc_filters"],
                         n_residual=config["n_residual"], cycle_lambda=config["cycle_lambda"],
+                        upsampling=config.get("upsampling", "transpose"),
                         name=f"cyclegan_{config['view']}")
     compile_cyclegan(gan, learning_rate=config["learning_rate"], ema_every=config["ema_every"],
                      run_eagerly=run_eagerly)
@@ -409,7 +415,8 @@ def ensure_styled(data_dir, style_cfg, root, run_eagerly=False):
         runs[view] = train_style_model(
             data_dir, view, os.path.join(root, f"style-{view}"), domain_b=style_cfg.domain_b,
             epochs=style_cfg.epochs, batch_size=style_cfg.batch_size, filters=style_cfg.filters,
-            n_residual=style_cfg.n_residual, learning_rate=style_cfg.learning_rate,
+            n_residual=style_cfg.n_residual, upsampling=style_cfg.upsampling,
+            learning_rate=style_cfg.learning_rate,
             cycle_lambda=style_cfg.cycle_lambda, ema_every=style_cfg.ema_every, run_eagerly=run_eagerly,
         )
     apply_style_models(data_dir, runs["frontal"]["run_dir"], runs["lateral"]["run_dir"])

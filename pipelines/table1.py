@@ -56,7 +56,7 @@ def _run_or_reuse(cfg, args, data_dir):
     run_dir = os.path.join(args.out, slug(cfg.row))
     if not args.retrain and os.path.exists(os.path.join(run_dir, "results.json")):
         old = load_results(run_dir)
-        if old.get("config") == json.loads(json.dumps(cfg.to_dict())):
+        if _comparable(old.get("config", {})) == _comparable(json.loads(json.dumps(cfg.to_dict()))):
             log.info("%s: reusing %s", cfg.row, run_dir)
             return old
     log.info("%s: training in %s", cfg.row, run_dir)
@@ -68,6 +68,14 @@ def _run_or_reuse(cfg, args, data_dir):
         style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
     test_ids = sorted(c["id"] for c in read_manifest(data_dir)["cases"] if c["split"] == "test")
     return run_row(cfg, run_dir, data_dir, example_case=test_ids[0], style_time_s=style_time)
+
+
+def _comparable(config):
+    """A row's config without the settings it does not use (style, for unstyled rows)."""
+    config = dict(config)
+    if config.get("inputs") != "styled":
+        config.pop("style", None)
+    return config
 
 
 def write_table(results, out, data_dir):

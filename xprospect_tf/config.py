@@ -85,6 +85,7 @@ class StyleConfig:
     batch_size: int = 1
     filters: int = 32
     n_residual: typing.Optional[int] = None
+    upsampling: str = "transpose"
     learning_rate: float = 2e-5
     cycle_lambda: float = 20.0
     ema_every: int = 100
@@ -126,6 +127,7 @@ CHOICES = {
     "loss": ("mse", "mae"),
     "optimizer": ("adam", "nadam"),
     "strategy": ("default", "mirrored"),
+    "upsampling": ("transpose", "resize"),
 }
 POSITIVE = {"count", "size", "fov_mm", "dense_units", "base_filters", "levels",
             "learning_rate", "epochs", "batch_size", "steps_per_epoch", "test_count",

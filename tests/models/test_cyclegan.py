@@ -219,3 +219,17 @@ def test_keras_save_load_round_trip(rng, tmp_path):
     assert loaded.d_optimizer.ema_overwrite_frequency == 7
     config = CycleGAN.from_config(gan.get_config()).get_config()
     assert config["cycle_lambda"] == 15.0 and config["g_ab"]["config"]["name"] == "g_ab"
+
+
+def test_resize_upsampling_generator_has_no_transposed_convolutions():
+    import keras
+
+    from xprospect_tf.errors import ConfigError
+    from xprospect_tf.models.cyclegan import build_resnet_generator
+
+    g = build_resnet_generator(size=16, filters=4, n_residual=1, upsampling="resize")
+    assert g.output_shape == (None, 16, 16, 1)
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in g.layers)
+    assert sum(isinstance(layer, keras.layers.UpSampling2D) for layer in g.layers) == 2
+    with pytest.raises(ConfigError, match="upsampling"):
+        build_resnet_generator(size=16, filters=4, upsampling="bilinear")

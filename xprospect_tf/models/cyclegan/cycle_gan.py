@@ -275,7 +275,8 @@ def paper_optimizer(learning_rate=PAPER_LEARNING_RATE, ema_momentum=PAPER_EMA_MO
 
 
 def make_cyclegan(size, filters=32, disc_filters=64, n_residual=None, n_layers=3,
-                  cycle_lambda=PAPER_CYCLE_LAMBDA, identity_lambda=None, name=None):
+                  cycle_lambda=PAPER_CYCLE_LAMBDA, identity_lambda=None, upsampling="transpose",
+                  name=None):
     """Build an (uncompiled) CycleGAN for ``(size, size, 1)`` images of one view.
 
     Args:
@@ -286,6 +287,8 @@ def make_cyclegan(size, filters=32, disc_filters=64, n_residual=None, n_layers=3
         n_layers: stride-2 layers of the PatchGAN (reduced for small images).
         cycle_lambda: cycle-consistency weight (paper: 20; > 25 weakens styling).
         identity_lambda: identity weight (``None``: ``0.5 * cycle_lambda``).
+        upsampling: the generators' ``"transpose"`` (CycleGAN's) or ``"resize"``
+            up-sampling (see :func:`build_resnet_generator`).
         name: the model's name.
 
     Returns:
@@ -296,7 +299,7 @@ def make_cyclegan(size, filters=32, disc_filters=64, n_residual=None, n_layers=3
         >>> gan.d_b.output_shape
         (None, 2, 2, 1)
     """
-    generator = dict(size=size, filters=filters, n_residual=n_residual)
+    generator = dict(size=size, filters=filters, n_residual=n_residual, upsampling=upsampling)
     discriminator = dict(size=size, filters=disc_filters, n_layers=n_layers)
     return CycleGAN(
         g_ab=build_resnet_generator(**generator, name="g_ab"),

@@ -80,7 +80,10 @@ def default_residual_blocks(size):
     return 9 if size > 128 else 6
 
 
-def build_resnet_generator(size=64, filters=32, n_residual=None, name=None):
+UPSAMPLING = ("transpose", "resize")
+
+
+def build_resnet_generator(size=64, filters=32, n_residual=None, upsampling="transpose", name=None):
     """Build the CycleGAN ResNet generator for ``(size, size, 1)`` images in [0, 1].
 
     Section 3.1 of XprospeCT (Paulson et al., 2024): the style-transfer network
@@ -92,6 +95,10 @@ def build_resnet_generator(size=64, filters=32, n_residual=None, name=None):
             at each down-sampling.
         n_residual: residual blocks; ``None`` for CycleGAN's default
             (:func:`default_residual_blocks`).
+        upsampling: ``"transpose"`` (CycleGAN's stride-2 transposed convolutions,
+            the default) or ``"resize"`` (2x nearest up-sampling then a 3x3
+            convolution, which avoids the checkerboard artefacts of transposed
+            convolutions; measured better on small images, see the README).
         name: the model's name (``"resnet_generator"`` if ``None``).
 
     Returns:
@@ -104,6 +111,8 @@ def build_resnet_generator(size=64, filters=32, n_residual=None, name=None):
         (2, 16, 16, 1)
     """
     _check_generator_args(size, filters, n_residual)
+    if upsampling not in UPSAMPLING:
+        raise ConfigError(f"style upsampling={upsampling!r}: choose one of {', '.join(UPSAMPLING)}")
     n_residual = default_residual_blocks(size) if n_residual is None else n_residual
     inputs = keras.Input((size, size, 1), name="image")
     x = ReflectionPadding2D(3, name="stem_pad")(inputs)
@@ -113,9 +122,12 @@ def build_resnet_generator(size=64, filters=32, n_residual=None, name=None):
     for i in range(n_residual):
         x = _residual_block(x, filters * 4, f"res{i}")
     for i in (1, 2):
-        x = keras.layers.Conv2DTranspose(
-            filters * 2 ** (2 - i), 3, strides=2, padding="same", name=f"up{i}_conv"
-        )(x)
+        channels = filters * 2 ** (2 - i)
+        if upsampling == "resize":
+            x = keras.layers.UpSampling2D(2, name=f"up{i}_resize")(x)
+            x = keras.layers.Conv2D(channels, 3, padding="same", name=f"up{i}_conv")(x)
+        else:
+            x = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name=f"up{i}_conv")(x)
         x = _norm_relu(x, f"up{i}")
     x = ReflectionPadding2D(3, name="head_pad")(x)
     outputs = keras.layers.Conv2D(1, 7, activation="sigmoid", name="head_conv")(x)
