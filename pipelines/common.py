@@ -84,6 +84,41 @@ def _check_matches(manifest, data_cfg, path):
         )
 
 
+def comparable(config):
+    """A run's config as plain JSON data, without the settings the row does not
+    use (``style`` for rows that are not trained on styled inputs)."""
+    import json
+
+    config = json.loads(json.dumps(config.to_dict() if isinstance(config, RunConfig) else config))
+    if config.get("inputs") != "styled":
+        config.pop("style", None)
+    return config
+
+
+def claim_run_dir(run_dir, cfg: RunConfig, replace=False, write=True):
+    """Make ``run_dir`` ready for ``cfg``: a run folder with the same settings is
+    kept (an interrupted fit resumes from its backup); one with other settings is
+    deleted when ``replace`` (folders a workflow manages), else refused. With
+    ``write=False`` it only checks (nothing is written)."""
+    import json
+    import shutil
+
+    path = os.path.join(run_dir, "config.json")
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            old = json.load(f)
+        if comparable(old) != comparable(cfg):
+            if not replace:
+                raise ConfigError(
+                    f"{run_dir}: holds a run of other settings (row {old.get('row')!r}); "
+                    "use a new --out folder, or delete this one to start again"
+                )
+            log.warning("%s: settings changed; starting this run again", run_dir)
+            shutil.rmtree(run_dir)
+    if write:
+        write_config(run_dir, cfg)
+
+
 def write_config(run_dir, cfg: RunConfig):
     os.makedirs(run_dir, exist_ok=True)
     write_json(os.path.join(run_dir, "config.json"), cfg.to_dict())

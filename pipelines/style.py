@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -165,7 +166,8 @@ def train_style_model(data_dir, view, out_dir, domain_b="default", epochs=DEFAUL
                       batch_size=DEFAULTS["batch_size"], filters=DEFAULTS["filters"],
                       learning_rate=DEFAULTS["learning_rate"], cycle_lambda=DEFAULTS["cycle_lambda"],
                       ema_every=DEFAULTS["ema_every"], run_eagerly=False, n_residual=None,
-                      domain_b_count=None, seed=DEFAULTS["seed"], upsampling="transpose"):
+                      domain_b_count=None, seed=DEFAULTS["seed"], upsampling="transpose",
+                      replace=False):
     """Train (or reuse) one view's style CycleGAN; write ``out_dir/generator.keras``.
 
     Section 3.1 of XprospeCT: domain A = the view's mean-CT projections of the
@@ -188,6 +190,8 @@ def train_style_model(data_dir, view, out_dir, domain_b="default", epochs=DEFAUL
         run_eagerly: compile with ``run_eagerly`` (tests).
         n_residual: generator residual blocks (``None``: CycleGAN's default).
         upsampling: generator up-sampling, ``"transpose"`` (CycleGAN's) or ``"resize"``.
+        replace: when ``out_dir`` holds a run with other settings, delete it and
+            retrain (for folders a workflow manages) instead of raising ConfigError.
         domain_b_count: use at most this many domain-B images.
         seed: random seed (weights, shuffling, domain-B draw).
 
@@ -207,6 +211,12 @@ def train_style_model(data_dir, view, out_dir, domain_b="default", epochs=DEFAUL
     previous = _read_style_config(out_dir)
     if previous is not None and previous != config:
         changed = sorted(k for k in set(config) | set(previous) if previous.get(k) != config.get(k))
+        if replace:
+            log.warning("%s: settings changed (%s); retraining", out_dir, ", ".join(changed))
+            shutil.rmtree(out_dir)
+            return train_style_model(data_dir, view, out_dir, domain_b, epochs, batch_size, filters,
+                                     learning_rate, cycle_lambda, ema_every, run_eagerly, n_residual,
+                                     domain_b_count, seed, upsampling)
         raise ConfigError(
             f"{out_dir}: holds a style run with other settings ({', '.join(changed)} differ); "
             "use a new --out folder, or delete this one to retrain")
@@ -398,7 +408,8 @@ def ensure_styled(data_dir, style_cfg, root, run_eagerly=False):
 
     What an ``inputs: styled`` row (Table 1's ``64-Dense-Styled-Inputs``) needs
     before it trains: ``root/style-frontal`` and ``root/style-lateral`` hold the
-    style runs (reused when their settings match), and every case of the
+    style runs (reused when their settings match, replaced and retrained when
+    they differ), and every case of the
     dataset gets ``styled_ap`` / ``styled_lateral`` fields.
 
     Args:
@@ -418,6 +429,7 @@ def ensure_styled(data_dir, style_cfg, root, run_eagerly=False):
             n_residual=style_cfg.n_residual, upsampling=style_cfg.upsampling,
             learning_rate=style_cfg.learning_rate,
             cycle_lambda=style_cfg.cycle_lambda, ema_every=style_cfg.ema_every, run_eagerly=run_eagerly,
+            replace=True,
         )
     apply_style_models(data_dir, runs["frontal"]["run_dir"], runs["lateral"]["run_dir"])
     return runs

@@ -7,13 +7,12 @@ renderings of a prediction beside the ground truth (``figure4_renderings.png``).
 Rows whose folder already holds results for the same configuration are reused.
 """
 
-import json
 import os
 import time
 
 import numpy as np
 
-from pipelines.common import add_config_args, ensure_dataset, log, resolve, slug
+from pipelines.common import add_config_args, comparable, ensure_dataset, log, resolve, slug
 from xprospect_tf.config import load_experiments
 from xprospect_tf.errors import ConfigError
 from xprospect_tf.files import write_json, write_text
@@ -56,7 +55,7 @@ def _run_or_reuse(cfg, args, data_dir):
     run_dir = os.path.join(args.out, slug(cfg.row))
     if not args.retrain and os.path.exists(os.path.join(run_dir, "results.json")):
         old = load_results(run_dir)
-        if _comparable(old.get("config", {})) == _comparable(json.loads(json.dumps(cfg.to_dict()))):
+        if comparable(old.get("config", {})) == comparable(cfg.to_dict()):
             log.info("%s: reusing %s", cfg.row, run_dir)
             return old
     log.info("%s: training in %s", cfg.row, run_dir)
@@ -67,15 +66,8 @@ def _run_or_reuse(cfg, args, data_dir):
         runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
         style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
     test_ids = sorted(c["id"] for c in read_manifest(data_dir)["cases"] if c["split"] == "test")
-    return run_row(cfg, run_dir, data_dir, example_case=test_ids[0], style_time_s=style_time)
-
-
-def _comparable(config):
-    """A row's config without the settings it does not use (style, for unstyled rows)."""
-    config = dict(config)
-    if config.get("inputs") != "styled":
-        config.pop("style", None)
-    return config
+    return run_row(cfg, run_dir, data_dir, example_case=test_ids[0], style_time_s=style_time,
+                   replace=True)
 
 
 def write_table(results, out, data_dir):

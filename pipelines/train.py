@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from pipelines.common import add_config_args, ensure_dataset, log, resolve, write_config
+from pipelines.common import add_config_args, claim_run_dir, ensure_dataset, log, resolve
 from xprospect_tf.files import atomic_path, write_json
 
 
@@ -38,6 +38,7 @@ def main(args):
     cfg = resolve(args, args.row)
     if args.dry_run:
         return dry_run(cfg)
+    claim_run_dir(args.out, cfg, write=False)  # refuse a folder holding another run before any work
     data_dir = ensure_dataset(cfg.data, args.data, os.path.join(args.out, "data"))
     style_time = None
     if cfg.inputs == "styled":
@@ -87,11 +88,12 @@ def dry_run(cfg):
     return 0
 
 
-def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None):
+def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replace=False):
     """Train (or compute the baseline of) ``cfg``'s row and evaluate it; returns results.json's dict.
 
     ``style_time_s``: for styled-input rows, the time spent training the style
-    models, reported beside the reconstruction's own training time.
+    models, reported beside the reconstruction's own training time. ``replace``:
+    a ``run_dir`` holding a run of other settings is deleted (else refused).
     """
     import keras
 
@@ -99,7 +101,7 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None):
     from xprospect_tf.evaluation.evaluate import evaluate_predictor
     from xprospect_tf.models import baselines
 
-    write_config(run_dir, cfg)
+    claim_run_dir(run_dir, cfg, replace)
     keras.utils.set_random_seed(cfg.train.seed)
     manifest = read_manifest(data_dir)
     test_ids = sorted(c["id"] for c in manifest["cases"] if c["split"] == "test")

@@ -211,3 +211,10 @@ def test_bad_settings_exit_2_with_a_message_and_no_output(tmp_path, capsys, argv
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_run_folder_of_other_settings_is_refused(run_dir, data_dir, capsys):
+    assert main(["train", "--row", "64-Dense", "--out", run_dir, "--data", data_dir, *TINY,
+                 "--set", "dense_units=32"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert _results(run_dir)["config"]["model"]["dense_units"] == 64  # untouched
