@@ -30,7 +30,7 @@ def main(args):
     import nibabel as nib
 
     from xprospect_tf.data.readers import read_xray
-    from xprospect_tf.data.transforms import hu_unwindow
+    from xprospect_tf.data.transforms import hu_unwindow, square_image
     from xprospect_tf.data.volume import canonical_affine
     from xprospect_tf.errors import ConfigError
     from xprospect_tf.export import load_keras_model
@@ -43,7 +43,7 @@ def main(args):
     size = int(model.inputs[0].shape[1])
     window = config["data"]["window"] if config else (-1000.0, 1000.0)
     fov = config["data"]["fov_mm"] if config else 400.0
-    images = {name: _fit(read_xray(path), size) for name, path in
+    images = {name: square_image(read_xray(path), size) for name, path in
               (("frontal", args.frontal), ("lateral", args.lateral))}
     vol01 = np.asarray(model.predict_on_batch({k: v[None, ..., None] for k, v in images.items()}))[0, ..., 0]
     hu = hu_unwindow(vol01, window).astype(np.float32)
@@ -87,16 +87,3 @@ def _locate(model):
             config = json.load(f)
     return path, config
 
-
-def _fit(image, size):
-    """Pad a [0, 1] X-ray to a square with air (0), centred, then resize it
-    (anti-aliased) to the model's ``size x size`` input, keeping its aspect ratio."""
-    from skimage.transform import resize
-
-    rows, cols = image.shape
-    side = max(rows, cols)
-    top, left = (side - rows) // 2, (side - cols) // 2
-    image = np.pad(image, ((top, side - rows - top), (left, side - cols - left)))
-    if image.shape != (size, size):
-        image = resize(image, (size, size), order=1, anti_aliasing=True, preserve_range=True)
-    return np.clip(image, 0.0, 1.0).astype(np.float32)

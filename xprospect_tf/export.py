@@ -12,43 +12,19 @@ not this package. The folder is written to a temporary sibling and renamed into
 place, so an interrupted export never leaves a folder that looks complete.
 """
 
-import contextlib
 import importlib
 import logging
 import os
 import pkgutil
-import shutil
-import tempfile
 
 from xprospect_tf.errors import InputError
+from xprospect_tf.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
 KERAS_FILE = "model.keras"
 SAVED_MODEL_DIR = "saved_model"
 SERVING_ENDPOINT = "serving_default"
-
-
-@contextlib.contextmanager
-def _atomic_dir(path):
-    """Yield a temporary folder beside ``path``; on success it replaces ``path``."""
-    path = os.path.abspath(os.fspath(path))
-    parent, base = os.path.split(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
-    try:
-        yield tmp
-        old = None
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=f".{base}.", suffix=".old", dir=parent)
-            os.rmdir(old)
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _input_specs(model):
@@ -95,7 +71,7 @@ def export_model(model, out_dir):
 
     out_dir = os.path.abspath(os.fspath(out_dir))
     specs = _input_specs(model)
-    with _atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:
         model.save(os.path.join(tmp, KERAS_FILE))
         archive = keras.export.ExportArchive()
         archive.track(model)

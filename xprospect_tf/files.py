@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -42,6 +43,29 @@ def _suffixes(name):
     return ["." + p for p in parts[-2:]] if parts else []
 
 
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a temporary folder beside ``path``; on success it replaces ``path``
+    (an existing folder is swapped out, then deleted); on failure it is removed."""
+    path = os.path.abspath(os.fspath(path))
+    parent, base = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=parent)
+    try:
+        yield tmp
+        old = None
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=f".{base}.", suffix=".old", dir=parent)
+            os.rmdir(old)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def write_text(path, text):
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
@@ -64,3 +88,11 @@ def _json_default(obj):
     if isinstance(obj, (set, tuple)):
         return list(obj)
     raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
+
+
+def sorted_files(folder):
+    """Every file below ``folder``, recursively, in a deterministic (sorted) order."""
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            yield os.path.join(root, name)

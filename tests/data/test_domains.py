@@ -9,7 +9,6 @@ from xprospect_tf.data.domains import (
     DOMAIN_B_FIRST_SEED,
     domain_a_images,
     domain_b_images,
-    square_image,
 )
 from xprospect_tf.data.phantom import phantom_volume
 from xprospect_tf.data.prepared import load_case, phantom_sources, read_manifest, write_prepared
@@ -52,12 +51,6 @@ def test_count_draws_a_seeded_subset():
     assert sub.shape == (2, SIZE, SIZE)
     assert all(any(np.array_equal(s, f) for f in full) for s in sub)
     np.testing.assert_array_equal(sub, domain_b_images("phantom-drr:4", "frontal", SIZE, count=2, seed=1))
-
-
-def test_square_image_pads_centred_then_resizes():
-    image = np.random.default_rng(0).random((20, 10)).astype(np.float32)
-    expected = resize(np.pad(image, ((0, 0), (5, 5))), (8, 8), order=1, anti_aliasing=True)
-    np.testing.assert_allclose(square_image(image, 8), expected, atol=1e-6)
 
 
 def test_folder_of_pngs_uses_every_image(tmp_path, rng):

@@ -285,3 +285,9 @@ def test_prepare_volume_runtime_full_size_ct():
 
 def test_docstring_examples_run():
     assert doctest.testmod(transforms, raise_on_error=False).failed == 0
+
+
+def test_square_image_pads_centred_then_resizes():
+    image = np.random.default_rng(0).random((20, 10)).astype(np.float32)
+    expected = sk_resize(np.pad(image, ((0, 0), (5, 5))), (8, 8), order=1, anti_aliasing=True)
+    np.testing.assert_allclose(transforms.square_image(image, 8), expected, atol=1e-6)

@@ -9,11 +9,11 @@ Public entry points are :func:`xprospect_tf.data.readers.read_volume` and
 """
 
 import logging
-import os
 
 import numpy as np
 
 from xprospect_tf.errors import InputError
+from xprospect_tf.files import sorted_files
 
 logger = logging.getLogger(__name__)
 
@@ -189,18 +189,15 @@ def _choose_series(series_list, series, folder):
 def _scan_folder(folder):
     """(path, header dataset) for every DICOM image file under ``folder``."""
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            if not is_dicom_file(path):
-                logger.debug("skipping %s: not a DICOM file", path)
-                continue
-            ds = read_dicom(path, headers_only=True)
-            if "Rows" not in ds:
-                logger.debug("skipping %s: a DICOM file without an image", path)
-                continue
-            found.append((path, ds))
+    for path in sorted_files(folder):
+        if not is_dicom_file(path):
+            logger.debug("skipping %s: not a DICOM file", path)
+            continue
+        ds = read_dicom(path, headers_only=True)
+        if "Rows" not in ds:
+            logger.debug("skipping %s: a DICOM file without an image", path)
+            continue
+        found.append((path, ds))
     return found
 
 

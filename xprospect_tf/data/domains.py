@@ -22,7 +22,9 @@ import os
 
 import numpy as np
 
+from xprospect_tf.data.transforms import square_image
 from xprospect_tf.errors import ConfigError, InputError
+from xprospect_tf.files import sorted_files
 
 log = logging.getLogger(__name__)
 
@@ -141,31 +143,6 @@ def xray_paths(spec, view):
     return paths
 
 
-def square_image(image, size):
-    """Zero-pad a 2D image to a centred square and resize it to ``(size, size)`` in [0, 1].
-
-    Args:
-        image: 2D array in [0, 1].
-        size: output side.
-
-    Returns:
-        float32 ``(size, size)`` in [0, 1] (anti-aliased linear resize).
-
-    Example:
-        >>> square_image(np.ones((4, 2)), 8).shape
-        (8, 8)
-    """
-    from skimage.transform import resize
-
-    image = np.asarray(image, dtype=np.float32)
-    rows, cols = image.shape
-    side = max(rows, cols)
-    top, left = (side - rows) // 2, (side - cols) // 2
-    padded = np.pad(image, ((top, side - rows - top), (left, side - cols - left)))
-    out = resize(padded, (size, size), order=1, anti_aliasing=side > size, preserve_range=True)
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
-
-
 def domain_a_images(prepared_dir, view, split="train", field=None):
     """Domain-A images: one view's mean-CT projections (or another 2D field) of a prepared dataset.
 
@@ -228,13 +205,11 @@ def _folder_images(folder):
     from xprospect_tf.data.dicom import is_dicom_file
 
     found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        for name in sorted(files):
-            path = os.path.join(root, name)
-            if name.lower().endswith(IMAGE_SUFFIXES) or (
-                    not name.startswith(".") and "." not in name and is_dicom_file(path)):
-                found.append(path)
+    for path in sorted_files(folder):
+        name = os.path.basename(path)
+        if name.lower().endswith(IMAGE_SUFFIXES) or (
+                not name.startswith(".") and "." not in name and is_dicom_file(path)):
+            found.append(path)
     return found
 
 

@@ -341,3 +341,31 @@ def _check_finite(volume):
             f"{volume.source or 'volume'}: {bad} voxels are NaN or infinite; the file is "
             "corrupt or its rescale slope/intercept is invalid: fix or exclude it"
         )
+
+
+def square_image(image, size):
+    """Zero-pad a 2D X-ray to a centred square (air = 0) and resize it to ``(size, size)``.
+
+    Keeps the aspect ratio of a radiograph that is not square; used wherever
+    real X-rays meet a model (``xprospect predict``, style-transfer domain B).
+
+    Args:
+        image: 2D array in [0, 1].
+        size: output side.
+
+    Returns:
+        float32 ``(size, size)`` in [0, 1] (anti-aliased linear resize).
+
+    Example:
+        >>> square_image(np.ones((4, 2)), 8).shape
+        (8, 8)
+    """
+    from skimage.transform import resize
+
+    image = np.asarray(image, dtype=np.float32)
+    rows, cols = image.shape
+    side = max(rows, cols)
+    top, left = (side - rows) // 2, (side - cols) // 2
+    padded = np.pad(image, ((top, side - rows - top), (left, side - cols - left)))
+    out = resize(padded, (size, size), order=1, anti_aliasing=side > size, preserve_range=True)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

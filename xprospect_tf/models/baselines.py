@@ -35,7 +35,4 @@ def mean_volume(dataset):
 
 def back_projection_volume(ap, lateral):
     """Back-project a batch of ``(B, S, S, 1)`` image pairs to ``(B, S, S, S, 1)`` volumes."""
-    ap = np.asarray(ap)[..., 0]
-    lateral = np.asarray(lateral)[..., 0]
-    vols = [back_projection(a, l) for a, l in zip(ap, lateral)]
-    return np.stack(vols)[..., None].astype(np.float32)
+    return back_projection(np.asarray(ap)[..., 0], np.asarray(lateral)[..., 0])[..., None]

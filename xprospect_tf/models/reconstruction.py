@@ -17,6 +17,7 @@ import math
 import keras
 
 from xprospect_tf.errors import ConfigError, TensorSizeError
+from xprospect_tf.training.guard import INT32_LIMIT
 from xprospect_tf.layers import (
     BackProjection, ConnectionA, ConnectionB, ConnectionC, ConnectionD, ConvBlock,
     downsample, selu_conv, upsample,
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 MIN_SIZE = 16
 FILTER_CAP = 8  # filters stop doubling at FILTER_CAP * base_filters
-MAX_KERNEL_ELEMENTS = 2**31 - 1  # TensorFlow's per-tensor element limit
 
 
 def default_levels(size):
@@ -186,7 +186,7 @@ def _check_dense_kernels(size, levels, channels, dense_units):
     grid = size // 2**levels
     features = grid * grid * channels
     largest = max(features * dense_units, dense_units * grid**3 * channels)
-    if largest > MAX_KERNEL_ELEMENTS:
+    if largest > INT32_LIMIT:
         raise TensorSizeError(
             f"levels = {levels} at size {size}: a Connection-A Dense kernel would hold "
             f"{largest:,} weights (TensorFlow's limit is 2^31); raise levels "
