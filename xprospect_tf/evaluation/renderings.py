@@ -19,22 +19,46 @@ def axial_slice(vol01, z=None):
     return np.asarray(vol01[z]).T  # (x, y) -> (y rows, x cols)
 
 
-def axial_figure(volumes, z=None, title=""):
-    """One panel per named volume (e.g. ground truth then each row), same axial slice."""
+def image_grid_figure(rows, column_titles, row_labels=None, title=""):
+    """A grid of 2D images in [0, 1] (gray, fixed range), one list of images per row.
+
+    Args:
+        rows: list of rows, each a list of 2D arrays (``(H, W)`` or ``(H, W, 1)``).
+        column_titles: one title per column.
+        row_labels: optional label per row (shown left of the row).
+        title: figure title.
+
+    Returns:
+        a matplotlib Figure (save it with :func:`save_figure`).
+
+    Example:
+        >>> fig = image_grid_figure([[np.zeros((8, 8))] * 3], ("a", "b", "c"))
+    """
     plt = _pyplot()
-    n = len(volumes)
-    fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.6), squeeze=False)
-    for ax, (name, vol) in zip(axes[0], volumes.items()):
-        ax.imshow(axial_slice(vol, z), cmap="gray", vmin=0, vmax=1)
-        ax.set_title(name, fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes[0][0].set_ylabel("A  <->  P", fontsize=7)
-    axes[0][0].set_xlabel("R  <->  L", fontsize=7)
+    n_rows, n_cols = len(rows), len(column_titles)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols, 2.3 * n_rows + 0.4),
+                             squeeze=False)
+    for r, images in enumerate(rows):
+        for c, image in enumerate(images):
+            ax = axes[r, c]
+            ax.imshow(np.squeeze(np.asarray(image, dtype=np.float32)), cmap="gray", vmin=0.0,
+                      vmax=1.0, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(column_titles[c], fontsize=8)
+            if c == 0 and row_labels:
+                ax.set_ylabel(row_labels[r], fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def axial_figure(volumes, z=None, title=""):
+    """One panel per named volume (e.g. ground truth then each row), same axial slice."""
+    slices = [axial_slice(vol, z) for vol in volumes.values()]
+    return image_grid_figure([slices], list(volumes), row_labels=["A <-> P   (R <-> L across)"], title=title)
 
 
 def single_axial_figure(vol01, z=None):

@@ -12,46 +12,10 @@ import os
 import keras
 import numpy as np
 
-from xprospect_tf.evaluation.renderings import _pyplot, save_figure
+from xprospect_tf.evaluation.renderings import image_grid_figure, save_figure
 
 FIGURE1_COLUMNS = ("real X-ray (domain B)", "mean-CT projection", "stylized projection")
 SAMPLE_COLUMNS = ("mean-CT", "stylized", "domain B")
-
-
-def image_grid_figure(rows, column_titles, row_labels=None, title=""):
-    """A grid of 2D images in [0, 1] (gray, fixed range), one list of images per row.
-
-    Args:
-        rows: list of rows, each a list of 2D arrays (``(H, W)`` or ``(H, W, 1)``).
-        column_titles: one title per column.
-        row_labels: optional label per row (shown left of the row).
-        title: figure title.
-
-    Returns:
-        a matplotlib Figure (save it with :func:`save_figure`).
-
-    Example:
-        >>> fig = image_grid_figure([[np.zeros((8, 8))] * 3], SAMPLE_COLUMNS)
-    """
-    plt = _pyplot()
-    n_rows, n_cols = len(rows), len(column_titles)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.2 * n_cols, 2.3 * n_rows + 0.4),
-                             squeeze=False)
-    for r, images in enumerate(rows):
-        for c, image in enumerate(images):
-            ax = axes[r, c]
-            ax.imshow(np.squeeze(np.asarray(image, dtype=np.float32)), cmap="gray", vmin=0.0,
-                      vmax=1.0, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(column_titles[c], fontsize=8)
-            if c == 0 and row_labels:
-                ax.set_ylabel(row_labels[r], fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
 
 
 def style_figure(panels, title="Style transfer"):
