@@ -41,6 +41,7 @@ def main(argv=None):
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("absl").setLevel(logging.ERROR)  # TensorFlow's Python-side chatter
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         status = args.func(args)

@@ -11,7 +11,6 @@ Run folder layout (``--out DIR``)::
 """
 
 import json
-import logging
 import os
 import sys
 import time
@@ -174,5 +173,3 @@ def load_results(run_dir):
     with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as f:
         return json.load(f)
 
-
-logging.getLogger("absl").setLevel(logging.ERROR)

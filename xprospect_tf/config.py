@@ -114,10 +114,10 @@ class RunConfig:
         return cls(
             row=d["row"], preset=d["preset"], inputs=d["inputs"],
             description=d.get("description", ""),
-            data=_build(DataConfig, d["data"], f"{where}: data", {}),
-            model=_build(ModelConfig, d["model"], f"{where}: model", {}),
-            train=_build(TrainConfig, d["train"], f"{where}: train", {}),
-            style=_build(StyleConfig, d.get("style", {}), f"{where}: style", {}),
+            data=_build(DataConfig, d["data"], f"{where}: data"),
+            model=_build(ModelConfig, d["model"], f"{where}: model"),
+            train=_build(TrainConfig, d["train"], f"{where}: train"),
+            style=_build(StyleConfig, d.get("style", {}), f"{where}: style"),
         )
 
 
@@ -175,10 +175,10 @@ class Experiments:
             raise ConfigError(f"inputs: {top['inputs']!r} is not one of {CHOICES['inputs']}")
         return RunConfig(
             row=row, preset=preset, inputs=top["inputs"], description=top["description"],
-            data=_build(DataConfig, merged["data"], "data", {}),
-            model=_build(ModelConfig, merged["model"], "model", {}),
-            train=_build(TrainConfig, merged["train"], "train", {}),
-            style=_build(StyleConfig, merged["style"], "style", {}),
+            data=_build(DataConfig, merged["data"], "data"),
+            model=_build(ModelConfig, merged["model"], "model"),
+            train=_build(TrainConfig, merged["train"], "train"),
+            style=_build(StyleConfig, merged["style"], "style"),
         )
 
 
@@ -211,10 +211,10 @@ def load_experiments(path=None):
     where = lambda keys: f"{path}:{lines.get(tuple(keys), 1)}"  # noqa: E731
     _check_keys(doc, {"version", "defaults", "presets", "rows"}, path, lines)
     defaults = doc.get("defaults") or {}
-    _check_sections(defaults, ("defaults",), where, lines)
+    _check_sections(defaults, ("defaults",), where)
     presets = doc.get("presets") or {}
     for name, p in presets.items():
-        _check_sections(p, ("presets", name), where, lines)
+        _check_sections(p, ("presets", name), where)
     rows = {}
     for i, r in enumerate(doc.get("rows") or []):
         if not isinstance(r, dict) or "name" not in r:
@@ -230,7 +230,7 @@ def load_experiments(path=None):
             raise ConfigError(
                 f"{where(('rows', i, 'inputs'))}: inputs {r['inputs']!r} is not one of {CHOICES['inputs']}"
             )
-        _check_sections({s: r.get(s) for s in SECTIONS if s in r}, ("rows", i), where, lines)
+        _check_sections({s: r.get(s) for s in SECTIONS if s in r}, ("rows", i), where)
         if r["name"] in rows:
             raise ConfigError(f"{where(('rows', i))}: duplicate row name {r['name']!r}")
         rows[r["name"]] = r
@@ -246,7 +246,7 @@ def load_experiments(path=None):
 _SCHEMA = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "style": StyleConfig}
 
 
-def _check_sections(d, keys, where, lines):
+def _check_sections(d, keys, where):
     if not isinstance(d, dict):
         raise ConfigError(f"{where(keys)}: expected a mapping")
     for s, values in d.items():
@@ -328,7 +328,7 @@ def _type_name(tp):
     )
 
 
-def _build(cls, values, where, lines):
+def _build(cls, values, where):
     kwargs = {}
     for k, v in values.items():
         kwargs[k] = _check_value(cls, k, v, f"{where}.{k}")
