@@ -10,7 +10,9 @@ import logging
 import os
 import sys
 
-from xprospect_tf.errors import XprospectError
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads (importing xprospect_tf loads it)
+
+from xprospect_tf.errors import XprospectError  # noqa: E402
 
 # Workflow modules, in the order their commands appear in --help.
 WORKFLOWS = ("data", "train", "table1", "style", "export", "predict", "bench")
@@ -42,7 +44,6 @@ def main(argv=None):
         format="%(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("absl").setLevel(logging.ERROR)  # TensorFlow's Python-side chatter
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         status = args.func(args)
     except XprospectError as e:

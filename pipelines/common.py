@@ -6,7 +6,7 @@ import re
 
 from xprospect_tf.config import RunConfig, load_experiments
 from xprospect_tf.errors import ConfigError, InputError
-from xprospect_tf.files import write_json
+from xprospect_tf.run_folder import RunFolder
 
 log = logging.getLogger("xprospect")
 
@@ -96,39 +96,15 @@ def comparable(config):
 
 
 def claim_run_dir(run_dir, cfg: RunConfig, replace=False, write=True):
-    """Make ``run_dir`` ready for ``cfg``: a run folder with the same settings is
-    kept (an interrupted fit resumes from its backup); one with other settings is
-    deleted when ``replace`` (folders a workflow manages), else refused. With
-    ``write=False`` it only checks (nothing is written)."""
-    import json
-    import shutil
-
-    path = os.path.join(run_dir, "config.json")
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            old = json.load(f)
-        if comparable(old) != comparable(cfg):
-            if not replace:
-                raise ConfigError(
-                    f"{run_dir}: holds a run of other settings (row {old.get('row')!r}); "
-                    "use a new --out folder, or delete this one to start again"
-                )
-            log.warning("%s: settings changed; starting this run again", run_dir)
-            shutil.rmtree(run_dir)
-    if write:
-        write_config(run_dir, cfg)
-
-
-def write_config(run_dir, cfg: RunConfig):
-    os.makedirs(run_dir, exist_ok=True)
-    write_json(os.path.join(run_dir, "config.json"), cfg.to_dict())
+    """Make ``run_dir`` ready for ``cfg`` (see :meth:`RunFolder.claim`): a run
+    folder with the same settings is kept (an interrupted fit resumes from its
+    backup); one with other settings is deleted when ``replace`` (folders a
+    workflow manages), else refused. With ``write=False`` it only checks."""
+    return RunFolder(run_dir).claim(cfg.to_dict(), replace=replace, write=write, compare=comparable)
 
 
 def read_run_config(run_dir):
-    import json
-
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.exists(path):
-        raise InputError(f"{run_dir}: not a run folder (no config.json); train with xprospect train --out")
-    with open(path, encoding="utf-8") as f:
-        return RunConfig.from_dict(json.load(f), where=path)
+    """The :class:`RunConfig` of a run folder; InputError when it has none or it is unreadable."""
+    folder = RunFolder(run_dir)
+    return RunConfig.from_dict(folder.require_config("train with xprospect train --out"),
+                               where=folder.config_path)

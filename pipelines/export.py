@@ -1,7 +1,6 @@
 """``xprospect export RUN_DIR --out DIR``: a TF SavedModel with a serving signature + the .keras file."""
 
 import os
-import shutil
 
 from pipelines.common import log, read_run_config
 
@@ -20,8 +19,8 @@ def main(args):
     cfg = read_run_config(args.run_dir)
     model_path = os.path.join(args.run_dir, "model.keras")
     if not os.path.exists(model_path):
-        raise InputError(f"{args.run_dir}: no model.keras (baseline rows have no model; train a model row)")
-    paths = export_model(load_keras_model(model_path), args.out)
-    shutil.copyfile(os.path.join(args.run_dir, "config.json"), os.path.join(args.out, "config.json"))
+        raise InputError(f"{args.run_dir}: no model.keras; the run did not finish: run xprospect train "
+                         f"with the same --out to complete it")
+    paths = export_model(load_keras_model(model_path), args.out, config=cfg.to_dict())
     log.info("exported %s (%s) to %s", cfg.row, ", ".join(sorted(paths)), args.out)
     return 0

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from pipelines.common import log
+from pipelines.common import log, read_run_config
 
 
 def register(sub):
@@ -25,39 +25,29 @@ def register(sub):
 
 
 def main(args):
-    import json
-
-    import nibabel as nib
-
     from xprospect_tf.data.readers import read_xray
     from xprospect_tf.data.transforms import hu_unwindow, square_image
-    from xprospect_tf.data.volume import canonical_affine
+    from xprospect_tf.data.volume import Volume, centred_origin, write_nifti
     from xprospect_tf.errors import ConfigError
+    from xprospect_tf.evaluation.figures import preview_figure, save_figure
     from xprospect_tf.export import load_keras_model
-    from xprospect_tf.files import atomic_path
 
     if not args.out.endswith((".nii", ".nii.gz")):
         raise ConfigError(f"--out {args.out}: the output must end in .nii or .nii.gz")
     model_path, config = _locate(args.model)
     model = load_keras_model(model_path)
     size = int(model.inputs[0].shape[1])
-    window = config["data"]["window"] if config else (-1000.0, 1000.0)
-    fov = config["data"]["fov_mm"] if config else 400.0
+    window, fov = tuple(config.data.window), config.data.fov_mm
     images = {name: square_image(read_xray(path), size) for name, path in
               (("frontal", args.frontal), ("lateral", args.lateral))}
     vol01 = np.asarray(model.predict_on_batch({k: v[None, ..., None] for k, v in images.items()}))[0, ..., 0]
-    hu = hu_unwindow(vol01, window).astype(np.float32)
     spacing = (fov / size,) * 3
-    origin = -canonical_affine(spacing)[:3, :3] @ np.full(3, (size - 1) / 2)  # cube centred at 0
-    with atomic_path(args.out) as tmp:
-        nib.save(nib.Nifti1Image(hu, canonical_affine(spacing, origin)), tmp)
+    write_nifti(Volume(hu_unwindow(vol01, window), spacing, centred_origin(vol01.shape, spacing)), args.out)
     preview = args.preview or _strip_nii(args.out) + "_preview.png"
-    from xprospect_tf.evaluation.figures import preview_figure, save_figure
-
     save_figure(preview_figure(vol01, images["frontal"], images["lateral"],
                                title=os.path.basename(args.out)), preview)
-    log.info("wrote %s (%d^3, %.2f mm voxels, %s HU window) and %s",
-             args.out, size, fov / size, json.dumps(list(window)), preview)
+    log.info("wrote %s (%d^3, %.2f mm voxels, window [%g, %g] HU) and %s",
+             args.out, size, fov / size, *window, preview)
     return 0
 
 
@@ -69,21 +59,20 @@ def _strip_nii(path):
 
 
 def _locate(model):
-    """Return (path of the .keras file, run config dict or None)."""
-    import json
+    """Return (path of the .keras file, the run's RunConfig).
 
+    The run configuration says which HU window and field of view turn the
+    model's [0, 1] output back into HU and millimetres; without it the
+    prediction cannot be written honestly, so none is guessed.
+    """
     from xprospect_tf.errors import InputError
 
-    if os.path.isdir(model):
-        path = os.path.join(model, "model.keras")
-        cfg_path = os.path.join(model, "config.json")
-    else:
-        path, cfg_path = model, os.path.join(os.path.dirname(model), "config.json")
+    folder = model if os.path.isdir(model) else os.path.dirname(model) or "."
+    path = os.path.join(model, "model.keras") if os.path.isdir(model) else model
     if not os.path.exists(path):
         raise InputError(f"{model}: no trained model here (expected {path})")
-    config = None
-    if os.path.exists(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            config = json.load(f)
-    return path, config
-
+    if not os.path.exists(os.path.join(folder, "config.json")):
+        raise InputError(
+            f"{model}: no config.json beside the model, so its HU window and field of view are unknown; "
+            "pass the run folder (xprospect train --out) or the export folder (xprospect export --out)")
+    return path, read_run_config(folder)

@@ -3,7 +3,7 @@
 Run folder layout (``--out DIR``)::
 
     config.json              the resolved configuration
-    model.keras              the trained model (trained rows)
+    model.keras              the trained model (for a baseline row: the baseline as a Keras model)
     last.keras, backup/      checkpoint and BackupAndRestore state (resume after interruption)
     history.csv, logs/       per-epoch CSV log and TensorBoard logs
     results.json             test metrics per case and summary, parameters, training time
@@ -51,30 +51,10 @@ def main(args):
     return 0
 
 
-def build_compiled_model(cfg, strategy=None):
-    """Build and compile the row's Keras model (under ``strategy.scope()`` if given)."""
-    import contextlib
-
-    from xprospect_tf.models.reconstruction import build_model
-    from xprospect_tf.training.losses import get_loss
-    from xprospect_tf.training.metrics import PSNR
-    from xprospect_tf.training.optimizers import get_optimizer
-
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
-    with scope:
-        model = build_model(cfg.model, cfg.data.size)
-        model.compile(
-            optimizer=get_optimizer(cfg.train.optimizer, cfg.train.learning_rate),
-            loss=get_loss(cfg.train.loss),
-            metrics=[PSNR(name="psnr")],
-            run_eagerly=cfg.train.run_eagerly,
-        )
-    return model
-
-
 def dry_run(cfg):
     """Print the tensor-size and memory report; exit status 1 if a limit would be exceeded."""
     from xprospect_tf.training.guard import tensor_size_report
+    from xprospect_tf.training.rows import build_compiled_model
 
     model = build_compiled_model(cfg)
     report = tensor_size_report(model, cfg.train.batch_size)
@@ -98,7 +78,7 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
 
     from xprospect_tf.data.prepared import load_prepared, read_manifest
     from xprospect_tf.evaluation.evaluate import evaluate_predictor
-    from xprospect_tf.models import baselines
+    from xprospect_tf.training.rows import build_baseline_model, is_baseline
 
     claim_run_dir(run_dir, cfg, replace)
     keras.utils.set_random_seed(cfg.train.seed)
@@ -106,22 +86,17 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
     test_ids = sorted(c["id"] for c in manifest["cases"] if c["split"] == "test")
     example_case = example_case or test_ids[0]
     t0 = time.perf_counter()
-    params = 0
-    arch = cfg.model.architecture
-    if arch == "mean-volume":
-        mean = baselines.mean_volume(load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=8))
-        np.save(os.path.join(run_dir, "mean_volume.npy"), mean)
-
-        def predict(ap, lateral):
-            return np.broadcast_to(mean, (len(ap),) + mean.shape)
-    elif arch == "back-projection":
-        predict = baselines.back_projection_volume
+    if is_baseline(cfg):
+        model = build_baseline_model(cfg, load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=8))
+        save_model(model, run_dir)
+        params = 0
     else:
         model = train_model(cfg, run_dir, data_dir)
         params = int(model.count_params())
 
-        def predict(ap, lateral):
-            return model.predict_on_batch({"frontal": ap, "lateral": lateral})
+    def predict(ap, lateral):
+        return model.predict_on_batch({"frontal": ap, "lateral": lateral})
+
     train_time = time.perf_counter() - t0
     test = load_prepared(data_dir, "test", inputs=cfg.inputs, batch_size=cfg.train.batch_size, with_ids=True)
     per_case, summary, kept = evaluate_predictor(predict, test, keep=(example_case,))
@@ -147,6 +122,7 @@ def train_model(cfg, run_dir, data_dir):
     from xprospect_tf.data.prepared import load_prepared
     from xprospect_tf.training.callbacks import standard_callbacks
     from xprospect_tf.training.guard import check_tensor_sizes, tensor_size_report
+    from xprospect_tf.training.rows import build_compiled_model
     from xprospect_tf.training.strategy import get_strategy, global_batch_size
 
     strategy = get_strategy(cfg.train.strategy)
@@ -164,9 +140,14 @@ def train_model(cfg, run_dir, data_dir):
         callbacks=standard_callbacks(run_dir, monitor="loss"),
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    save_model(model, run_dir)
+    return model
+
+
+def save_model(model, run_dir):
+    """Write ``run_dir/model.keras`` atomically."""
     with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
         model.save(tmp)
-    return model
 
 
 def load_results(run_dir):

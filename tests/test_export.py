@@ -94,3 +94,33 @@ def test_load_keras_model_from_file_or_export_folder(tmp_path, rng):
     for path in (tmp_path / "m.keras", tmp_path / "folder"):
         got = np.asarray(load_keras_model(path).predict(x, verbose=0))
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_export_carries_the_run_config_into_the_saved_model(tmp_path):
+    config = {"row": "x", "data": {"window": [-100.0, 900.0], "fov_mm": 350.0}}
+    paths = export_model(_model(), tmp_path / "export", config=config)
+    for path in (tmp_path / "export" / "config.json",
+                 os.path.join(paths["saved_model"], "assets.extra", "config.json")):
+        with open(path) as f:
+            assert json.load(f) == config
+
+
+PLAIN_KERAS = """
+import sys, keras, numpy as np
+import xprospect_tf
+model = keras.models.load_model(sys.argv[1])
+x = {k: np.zeros((1, 16, 16, 1), np.float32) for k in ("frontal", "lateral")}
+print(model.predict_on_batch(x).shape)
+"""
+
+
+def test_importing_the_package_lets_plain_keras_load_its_models(tmp_path):
+    from xprospect_tf.models.reconstruction import build_reconstruction_model
+
+    path = str(tmp_path / "model.keras")
+    build_reconstruction_model(size=16, dense_units=4, base_filters=2, projinj=True).save(path)
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.run([sys.executable, "-c", PLAIN_KERAS, path], env=env, capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("(1, 16, 16, 16, 1)")

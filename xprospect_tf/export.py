@@ -3,26 +3,30 @@
 ``export_model`` writes, into one folder::
 
     model.keras      the Keras model (reload with :func:`load_keras_model`)
+    config.json      the run's resolved configuration (when given): the HU window
+                     and field of view that turn the [0, 1] output back into HU
     saved_model/     a TensorFlow SavedModel whose ``serving_default`` signature
                      takes named float32 inputs (``frontal`` and ``lateral``,
-                     ``(None, S, S, 1)``) and returns ``{"ct": (None, S, S, S, 1)}``
+                     ``(None, S, S, 1)``) and returns ``{"ct": (None, S, S, S, 1)}``;
+                     ``saved_model/assets.extra/config.json`` is the same
+                     configuration, so a served model carries its window and
+                     field of view
 
 The SavedModel needs only TensorFlow to serve (TF Serving, ``tf.saved_model.load``),
 not this package. The folder is written to a temporary sibling and renamed into
 place, so an interrupted export never leaves a folder that looks complete.
 """
 
-import importlib
 import logging
 import os
-import pkgutil
 
 from xprospect_tf.errors import InputError
-from xprospect_tf.files import atomic_dir
+from xprospect_tf.files import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
 KERAS_FILE = "model.keras"
+CONFIG_FILE = "config.json"
 SAVED_MODEL_DIR = "saved_model"
 SERVING_ENDPOINT = "serving_default"
 
@@ -51,13 +55,16 @@ def _serving_fn(model):
     return serve
 
 
-def export_model(model, out_dir):
+def export_model(model, out_dir, config=None):
     """Write ``out_dir/model.keras`` and the SavedModel ``out_dir/saved_model/``.
 
     Args:
         model: a functional Keras model with named inputs (the reconstruction
             model: ``frontal`` and ``lateral``, output ``ct``).
         out_dir: the folder to create (replaced atomically if it exists).
+        config: the run's configuration (a JSON-able dict, e.g.
+            ``RunConfig.to_dict()``), written as ``config.json`` beside the
+            model and inside the SavedModel (``assets.extra/config.json``).
 
     Returns:
         dict with the paths ``keras`` and ``saved_model``.
@@ -77,19 +84,11 @@ def export_model(model, out_dir):
         archive.track(model)
         archive.add_endpoint(SERVING_ENDPOINT, _serving_fn(model), input_signature=[specs])
         archive.write_out(os.path.join(tmp, SAVED_MODEL_DIR), verbose=False)
+        if config is not None:
+            write_json(os.path.join(tmp, CONFIG_FILE), config)
+            write_json(os.path.join(tmp, SAVED_MODEL_DIR, "assets.extra", CONFIG_FILE), config)
     log.info("exported %s (inputs %s) to %s", model.name, ", ".join(specs), out_dir)
     return {"keras": os.path.join(out_dir, KERAS_FILE), "saved_model": os.path.join(out_dir, SAVED_MODEL_DIR)}
-
-
-def register_custom_objects():
-    """Import every module of ``xprospect_tf.layers`` and ``xprospect_tf.models``
-    so that their serializable classes are registered before a model is loaded."""
-    import xprospect_tf.training.metrics  # noqa: F401  (PSNR)
-
-    for package_name in ("xprospect_tf.layers", "xprospect_tf.models"):
-        package = importlib.import_module(package_name)
-        for info in pkgutil.walk_packages(package.__path__, package_name + "."):
-            importlib.import_module(info.name)
 
 
 def load_keras_model(path, compile=True):
@@ -117,7 +116,6 @@ def load_keras_model(path, compile=True):
         raise InputError(f"{path}: model file not found; pass the .keras file written by training or export")
     if not path.endswith(".keras"):
         raise InputError(f"{path}: not a .keras file; pass the .keras file written by training or export")
-    register_custom_objects()
     try:
         return keras.saving.load_model(path, compile=compile)
     except Exception as e:  # zip, JSON, HDF5 and deserialization errors alike

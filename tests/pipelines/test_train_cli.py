@@ -82,7 +82,13 @@ def test_baseline_rows_need_no_training(data_dir, tmp_path):
     with open(os.path.join(data_dir, "manifest.json")) as f:
         train_ids = [c["id"] for c in json.load(f)["cases"] if c["split"] == "train"]
     expected = np.mean([load_case(data_dir, i)["ct"] for i in train_ids], axis=0)
-    np.testing.assert_allclose(np.load(os.path.join(out, "mean_volume.npy"))[..., 0], expected, atol=1e-6)
+    # the baseline is saved as a Keras model that plain keras.models.load_model reads
+    import keras
+
+    model = keras.models.load_model(os.path.join(out, "model.keras"))
+    case = load_case(data_dir, res["per_case"][0]["case_id"])
+    pred = model.predict_on_batch({"frontal": case["ap"][None, ..., None], "lateral": case["lateral"][None, ..., None]})
+    np.testing.assert_allclose(pred[0, ..., 0], expected, atol=1e-6)
 
 
 def test_dry_run_reports_and_flags_a_too_large_batch(tmp_path, capsys):
@@ -179,6 +185,20 @@ def test_predict_rejects_missing_model_and_bad_output(tmp_path, capsys):
     assert main(["predict", str(tmp_path), "--frontal", "a.png", "--lateral", "b.png",
                  "--out", str(tmp_path / "ct.png")]) == 2
     assert ".nii" in capsys.readouterr().err
+
+
+def test_predict_refuses_to_guess_the_window_of_a_model_without_its_config(run_dir, tmp_path, capsys):
+    import shutil
+
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copyfile(os.path.join(run_dir, "model.keras"), lone / "model.keras")
+    for model in (str(lone), str(lone / "model.keras")):
+        assert main(["predict", model, "--frontal", "a.png", "--lateral", "b.png",
+                     "--out", str(tmp_path / "ct.nii.gz")]) == 2
+        err = capsys.readouterr().err
+        assert "no config.json" in err and "window" in err
+    assert not os.path.exists(tmp_path / "ct.nii.gz")
 
 
 def test_styled_row_trains_style_models_then_the_reconstruction(data_dir, tmp_path):

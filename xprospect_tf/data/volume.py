@@ -11,6 +11,7 @@ World coordinates are NIfTI RAS+ millimetres; see :func:`canonical_affine`.
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
@@ -100,3 +101,55 @@ def reorient_to_canonical(data, affine, source=""):
     spacing = tuple(float(v) for v in np.sqrt((new_affine[:3, :3] ** 2).sum(axis=0)))
     origin = tuple(float(v) for v in new_affine[:3, 3])
     return out, spacing, origin
+
+
+def centred_origin(shape, spacing):
+    """The origin that puts the centre of a canonical array of ``shape`` at world (0, 0, 0).
+
+    Example:
+        >>> centred_origin((3, 3, 3), (2.0, 2.0, 2.0))
+        (2.0, 2.0, 2.0)
+    """
+    centre = (np.asarray(shape, dtype=float) - 1) / 2
+    return tuple(float(v) for v in -canonical_affine(spacing)[:3, :3] @ centre)
+
+
+def write_nifti(volume, path, dtype=np.float32, ras_storage=False):
+    """Write ``volume`` (HU) as a NIfTI file, atomically.
+
+    Args:
+        volume: a :class:`Volume`.
+        path: ``.nii`` or ``.nii.gz`` file.
+        dtype: the stored data type (``np.int16`` rounds to whole HU, as scanners store).
+        ras_storage: store the voxels in RAS order (as most scanners export)
+            instead of the canonical ``(z, x, y)`` order; readers that follow
+            the affine (nibabel, :func:`~xprospect_tf.data.readers.read_volume`)
+            see the same volume either way.
+
+    Returns:
+        ``path``.
+
+    Example:
+        >>> import os, tempfile
+        >>> from xprospect_tf.data.readers import read_volume
+        >>> hu = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     back = read_volume(write_nifti(Volume(hu, (1.0, 2.0, 3.0)), os.path.join(d, "ct.nii.gz")))
+        >>> bool(np.array_equal(back.hu, hu)), back.spacing
+        (True, (1.0, 2.0, 3.0))
+    """
+    import nibabel as nib
+
+    from xprospect_tf.files import atomic_path
+
+    data = volume.hu
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        info = np.iinfo(dtype)
+        data = np.clip(np.round(data), info.min, info.max)
+    img = nib.Nifti1Image(data.astype(dtype), volume.affine)
+    if ras_storage:
+        img = nib.as_closest_canonical(img)
+    img.set_data_dtype(dtype)
+    with atomic_path(path) as tmp:
+        nib.save(img, tmp)
+    return os.fspath(path)

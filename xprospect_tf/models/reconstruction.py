@@ -16,8 +16,8 @@ import math
 
 import keras
 
+from xprospect_tf.checks import INT32_LIMIT, check_levels, check_model_size, check_positive_int, default_levels
 from xprospect_tf.errors import ConfigError, TensorSizeError
-from xprospect_tf.training.guard import INT32_LIMIT
 from xprospect_tf.layers import (
     BackProjection, ConnectionA, ConnectionB, ConnectionC, ConnectionD, ConvBlock,
     downsample, selu_conv, upsample,
@@ -25,18 +25,7 @@ from xprospect_tf.layers import (
 
 log = logging.getLogger(__name__)
 
-MIN_SIZE = 16
 FILTER_CAP = 8  # filters stop doubling at FILTER_CAP * base_filters
-
-
-def default_levels(size):
-    """Down-sampling levels so the bottleneck is 4 x 4 (a 4^3 Connection-A grid): log2(size) - 2.
-
-    Example:
-        >>> default_levels(128)
-        5
-    """
-    return int(math.log2(size)) - 2
 
 
 def level_filters(base_filters, levels):
@@ -155,30 +144,14 @@ def _fusion_decoder(coronal, sagittal, images, filters):
 # -- argument checks -------------------------------------------------------------
 
 
-def _require_positive_int(argument, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{argument} = {value!r}: use a positive integer")
-
-
 def _validated_levels(size, dense_units, projinj, base_filters, levels):
     """Check the builder's arguments; return the number of levels to use."""
-    _require_positive_int("size", size)
-    if size < MIN_SIZE or size & (size - 1):
-        raise ConfigError(f"size = {size}: use a power of two >= {MIN_SIZE} (e.g. 64, 128, 256)")
-    _require_positive_int("dense_units", dense_units)
-    _require_positive_int("base_filters", base_filters)
+    check_model_size(size, "size")
+    check_positive_int(dense_units, "dense_units")
+    check_positive_int(base_filters, "base_filters")
     if not isinstance(projinj, bool):
         raise ConfigError(f"projinj = {projinj!r}: use true or false")
-    if levels is None:
-        return default_levels(size)
-    _require_positive_int("levels", levels)
-    most = int(math.log2(size)) - 1
-    if levels > most:
-        raise ConfigError(
-            f"levels = {levels}: at size {size} use 1..{most} (the bottleneck must be >= 2 x 2), "
-            f"or null for {default_levels(size)}"
-        )
-    return levels
+    return check_levels(levels, size, "levels")
 
 
 def _check_dense_kernels(size, levels, channels, dense_units):
@@ -205,7 +178,8 @@ def _unet_dense(config_model, size):
 
 
 MODEL_BUILDERS = {"unet-dense": _unet_dense}
-BASELINES = ("mean-volume", "back-projection")
+"""Trained architecture name (``model.architecture``) -> builder ``(ModelConfig, size) -> keras.Model``;
+the baselines' builders are :data:`xprospect_tf.models.baselines.BASELINES`."""
 
 
 def build_model(config_model, size):
@@ -228,6 +202,8 @@ def build_model(config_model, size):
         >>> build_model(ModelConfig(dense_units=8, base_filters=2), 16).name
         'xprospect_8_dense'
     """
+    from xprospect_tf.models.baselines import BASELINES
+
     architecture = config_model.architecture
     if architecture in BASELINES:
         raise ConfigError(

@@ -8,6 +8,8 @@ TensorFlow or Keras until a name is used.
 from xprospect_tf.lazy import lazy_exports
 
 _EXPORTS = {
+    "build_compiled_model": "rows",
+    "build_baseline_model": "rows",
     "get_loss": "losses",
     "get_optimizer": "optimizers",
     "PSNR": "metrics",

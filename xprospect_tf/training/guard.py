@@ -1,22 +1,25 @@
 """Tensor-size guard: catch tensors TensorFlow cannot hold before training.
 
-Paper section 5.2: TensorFlow fails on a tensor (or a layer's weights) with more
-than 2^31 - 1 elements (32-bit indexing in many kernels; 2^32 bytes in protobuf
-graph serialization), with errors that do not say which layer is at fault. At
-128^3 and beyond, a decoder activation of shape ``(batch, S, S, S, filters)``
-reaches that limit quickly. This module walks a built Keras model, multiplies
-every activation by the batch size, and reports the offenders by name.
+XprospeCT (section 5.2) names TensorFlow's limit as "2^32 parameters per
+layer" and could not train 256 x 256 inputs because of it. The limit TensorFlow
+actually enforces is per tensor: 2^31 - 1 elements (32-bit indexing in many
+kernels), for weights and activations alike, and its errors do not say which
+layer is at fault. That is the limit this guard checks
+(:data:`xprospect_tf.checks.INT32_LIMIT`). At 128^3 and beyond, a decoder
+activation of shape ``(batch, S, S, S, filters)`` reaches it quickly. This
+module walks a built Keras model, multiplies every activation by the batch
+size, and reports the offenders by name.
 """
 
 import dataclasses
 import logging
 import math
 
+from xprospect_tf.checks import INT32_LIMIT
 from xprospect_tf.errors import ConfigError, TensorSizeError
 
 log = logging.getLogger(__name__)
 
-INT32_LIMIT = 2**31 - 1
 BYTES_PER_ELEMENT = 4  # float32
 
 
