@@ -22,8 +22,8 @@ class PrepareTask(typing.NamedTuple):
     """One case for a worker of :func:`write_prepared`: where to write it, from what, at which settings.
 
     Example:
-        >>> PrepareTask("data/ds", "ct0", "ct0.nii.gz", 16, (-1000.0, 1000.0), 400.0).case_id
-        'ct0'
+        >>> PrepareTask("data/ds", "ct0", "ct0.nii.gz", 16, DEFAULT_WINDOW, DEFAULT_FOV_MM).fov_mm
+        400.0
     """
 
     out_dir: str
