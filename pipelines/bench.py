@@ -88,6 +88,7 @@ def run_data_bench(args):
     """``xprospect bench data``: prints timings with the machine and settings."""
     import tensorflow as tf
 
+    from xprospect_tf.checks import DEFAULT_FOV_MM, DEFAULT_WINDOW
     from xprospect_tf.data.prepared import phantom_sources, write_case, write_prepared
     from xprospect_tf.data.projection import drr, mean_projections
     from xprospect_tf.data.readers import read_volume
@@ -95,18 +96,20 @@ def run_data_bench(args):
 
     print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, "
           f"python {platform.python_version()}, tensorflow {tf.__version__}")
-    print(f"settings: size {args.size}^3, fov 400 mm, window [-1000, 1000] HU, {args.cases} cases")
+    fov_mm, (low, high) = DEFAULT_FOV_MM, DEFAULT_WINDOW
+    print(f"settings: size {args.size}^3, fov {fov_mm:g} mm, window [{low:g}, {high:g}] HU, {args.cases} cases")
     with tempfile.TemporaryDirectory(prefix="xprospect-bench-") as tmp:
         ct, t = _timed(clinical_volume)
         nifti = os.path.join(tmp, "clinical.nii")
         _write_nifti(ct, nifti)
         print(f"synthesized {ct.shape[2]}x{ct.shape[1]}x{ct.shape[0]} CT at 0.7x0.7x1.25 mm in {t:.1f} s")
         volume, t_read = _timed(read_volume, nifti)
-        cube, t_prep = _timed(prepare_volume, volume, args.size)
-        vol01 = hu_window(cube.hu)
+        cube, t_prep = _timed(prepare_volume, volume, args.size, fov_mm)
+        vol01 = hu_window(cube.hu, (low, high))
         _, t_mean = _timed(mean_projections, vol01)
         _, t_drr = _timed(drr, cube.hu, cube.spacing)
-        _, t_write = _timed(write_case, os.path.join(tmp, "one"), "clinical", volume, args.size)
+        _, t_write = _timed(write_case, os.path.join(tmp, "one"), "clinical", volume, args.size,
+                            (low, high), fov_mm)
         print(f"one case: read {t_read:.2f} s, prepare_volume {t_prep:.2f} s, mean projections "
               f"{t_mean * 1e3:.1f} ms, DRR {t_drr * 1e3:.1f} ms; read + prepare + projections + DRR "
               f"+ write {t_read + t_write:.2f} s")
@@ -115,7 +118,7 @@ def run_data_bench(args):
 
         shards = os.path.join(tmp, "shards")
         _, t = _timed(write_prepared, phantom_sources(args.cases), shards, size=args.size,
-                      test_count=0, workers=args.workers, progress=False)
+                      window=(low, high), fov_mm=fov_mm, test_count=0, workers=args.workers, progress=False)
         print(f"prepared {args.cases} phantom cases in {t:.1f} s ({args.cases / t:.2f} cases/s)")
         for cache in (False, True):
             rate = _throughput(shards, cache)

@@ -48,13 +48,12 @@ def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
     cases are kept) into ``data_dir or default_dir``. Otherwise ``source`` (or
     ``data_dir``) must be a prepared dataset whose size and window match.
     """
-    from xprospect_tf.data.prepared import phantom_sources, read_manifest, write_prepared
+    from xprospect_tf.data.prepared import MANIFEST, Manifest, phantom_sources, write_prepared
 
     if data_dir is None and data_cfg.source != "phantom":
         data_dir = data_cfg.source
-    if data_dir is not None and os.path.exists(os.path.join(data_dir, "manifest.json")):
-        manifest = read_manifest(data_dir)
-        _check_matches(manifest, data_cfg, data_dir)
+    if data_dir is not None and os.path.exists(os.path.join(data_dir, MANIFEST)):
+        Manifest.read(data_dir).check_matches(size=data_cfg.size, window=data_cfg.window)
         return data_dir
     if data_cfg.source != "phantom":
         raise InputError(
@@ -69,19 +68,6 @@ def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
         test_count=data_cfg.test_count, split_seed=data_cfg.split_seed,
     )
     return out
-
-
-def _check_matches(manifest, data_cfg, path):
-    if int(manifest["size"]) != data_cfg.size:
-        raise ConfigError(
-            f"{path}: prepared at size {manifest['size']} but the experiment asks for "
-            f"data.size = {data_cfg.size}; use --set size={manifest['size']} or prepare a new dataset"
-        )
-    if tuple(float(w) for w in manifest["window"]) != tuple(data_cfg.window):
-        raise ConfigError(
-            f"{path}: prepared with window {manifest['window']} but the experiment asks for "
-            f"{list(data_cfg.window)}; prepare a new dataset with --window"
-        )
 
 
 def comparable(config):

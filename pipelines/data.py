@@ -4,6 +4,7 @@ import logging
 import os
 import sys
 
+from xprospect_tf.checks import DEFAULT_FOV_MM, DEFAULT_WINDOW, check_data_size, check_fov_mm, check_window
 from xprospect_tf.errors import InputError
 
 log = logging.getLogger("xprospect")
@@ -36,9 +37,17 @@ def register(subparsers):
 
 def _add_settings_args(parser):
     parser.add_argument("--size", type=int, default=128, help="cube side in voxels (default: 128)")
-    parser.add_argument("--window", type=float, nargs=2, default=(-1000.0, 1000.0), metavar=("LO", "HI"),
-                        help="HU window mapped to [0, 1] (default: -1000 1000)")
-    parser.add_argument("--fov", type=float, default=400.0, metavar="MM", help="cube side in mm (default: 400)")
+    low, high = DEFAULT_WINDOW
+    parser.add_argument("--window", type=float, nargs=2, default=DEFAULT_WINDOW, metavar=("LO", "HI"),
+                        help=f"HU window mapped to [0, 1] (default: {low:g} {high:g})")
+    parser.add_argument("--fov", type=float, default=DEFAULT_FOV_MM, metavar="MM",
+                        help=f"cube side in mm (default: {DEFAULT_FOV_MM:g})")
+
+
+def _settings(args):
+    """``(size, window, fov_mm)`` of the options, checked; errors name the option."""
+    return (check_data_size(args.size, "--size"), check_window(args.window, "--window"),
+            check_fov_mm(args.fov, "--fov"))
 
 
 def _add_prepare_args(parser):
@@ -53,15 +62,15 @@ def _add_prepare_args(parser):
 def _prepare(sources, args):
     from xprospect_tf.data.prepared import write_prepared
 
+    size, window, fov_mm = _settings(args)
     manifest = write_prepared(
-        sources, args.out, size=args.size, window=tuple(args.window), fov_mm=args.fov,
+        sources, args.out, size=size, window=window, fov_mm=fov_mm,
         test_count=args.test_count, split_seed=args.split_seed, workers=args.workers,
     )
-    n_test = sum(c["split"] == "test" for c in manifest["cases"])
-    print(f"{args.out}: {len(manifest['cases'])} cases ({n_test} test) at {manifest['size']}^3")
-    if manifest["failed"]:
-        print(f"xprospect: {len(manifest['failed'])} input(s) failed:", file=sys.stderr)
-        for failure in manifest["failed"]:
+    print(f"{args.out}: {len(manifest.cases)} cases ({len(manifest.ids('test'))} test) at {manifest.size}^3")
+    if manifest.failed:
+        print(f"xprospect: {len(manifest.failed)} input(s) failed:", file=sys.stderr)
+        for failure in manifest.failed:
             print(f"  {failure['source']}: {failure['reason']}", file=sys.stderr)
         return 1
     return 0
@@ -99,12 +108,14 @@ def _preview_arrays(args):
         raise InputError(f"{path}: no such file or folder; give a CT file, DICOM folder or prepared dataset")
     if args.case is not None or os.path.exists(os.path.join(path, prepared.MANIFEST)):
         manifest = prepared.read_manifest(path)
-        if not manifest["cases"]:
+        ids = manifest.ids()
+        if not ids:
             raise InputError(f"{path}: the prepared dataset has no cases; run xprospect data prepare")
-        case_id = args.case or manifest["cases"][0]["id"]
+        case_id = args.case or ids[0]
         return prepared.load_case(path, case_id), f"{path}: {case_id}"
     from xprospect_tf.data.readers import read_volume
 
+    size, window, fov_mm = _settings(args)
     volume = read_volume(path)
-    arrays = prepared.case_arrays(volume, args.size, tuple(args.window), args.fov)
-    return arrays, f"{path} ({args.size}^3, {args.fov:g} mm)"
+    arrays = prepared.case_arrays(volume, size, window, fov_mm)
+    return arrays, f"{path} ({size}^3, {fov_mm:g} mm)"

@@ -65,7 +65,7 @@ def _run_or_reuse(cfg, args, data_dir):
 
         runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
         style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
-    test_ids = sorted(c["id"] for c in read_manifest(data_dir)["cases"] if c["split"] == "test")
+    test_ids = read_manifest(data_dir).ids("test")
     return run_row(cfg, run_dir, data_dir, example_case=test_ids[0], style_time_s=style_time,
                    replace=True)
 

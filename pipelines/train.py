@@ -83,7 +83,7 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
     claim_run_dir(run_dir, cfg, replace)
     keras.utils.set_random_seed(cfg.train.seed)
     manifest = read_manifest(data_dir)
-    test_ids = sorted(c["id"] for c in manifest["cases"] if c["split"] == "test")
+    test_ids = manifest.ids("test")
     example_case = example_case or test_ids[0]
     t0 = time.perf_counter()
     if is_baseline(cfg):

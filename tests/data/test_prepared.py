@@ -73,16 +73,27 @@ def ids_of(ds):
 
 def test_manifest_lists_cases_settings_and_split(dataset, ct_folder):
     manifest = prepared.read_manifest(dataset)
-    assert manifest["complete"] and manifest["failed"] == []
-    assert (manifest["size"], manifest["window"], manifest["fov_mm"]) == (SIZE, list(WINDOW), FOV)
-    assert manifest["spacing_mm"] == pytest.approx(FOV / SIZE)
-    assert [c["id"] for c in manifest["cases"]] == ["ct0", "ct1", "ct2", "ct3"]
-    assert [c["split"] for c in manifest["cases"]].count("test") == 1
-    for case in manifest["cases"]:
+    assert isinstance(manifest, prepared.Manifest) and manifest.path == dataset
+    assert manifest.complete and manifest.failed == [] and manifest.split_seed == 0
+    assert (manifest.size, manifest.window, manifest.fov_mm) == (SIZE, WINDOW, FOV)
+    assert manifest.spacing_mm == pytest.approx(FOV / SIZE)
+    assert [c["id"] for c in manifest.cases] == manifest.ids() == ["ct0", "ct1", "ct2", "ct3"]
+    assert len(manifest.ids("test")) == 1 and len(manifest.ids("train")) == 3
+    for case in manifest.cases:
         assert case["source"] == os.path.join(ct_folder, case["id"] + ".nii.gz")
         assert case["original_shape"] == [20, 20, 20]
         assert case["original_spacing"] == pytest.approx([2.0, 2.0, 2.0])
-        assert os.path.isfile(os.path.join(dataset, case["file"]))
+        assert manifest.file(case["id"]) == os.path.join(dataset, "cases", case["id"] + ".tfrecord")
+        assert os.path.isfile(manifest.file(case["id"]))
+    # the file on disk keeps the format every reader of format version 1 knows
+    with open(os.path.join(dataset, prepared.MANIFEST)) as f:
+        raw = json.load(f)
+    assert list(raw) == ["format_version", "size", "window", "fov_mm", "spacing_mm", "split_seed",
+                         "complete", "cases", "failed"]
+    assert (raw["format_version"], raw["size"], raw["window"], raw["fov_mm"]) == (1, SIZE, list(WINDOW), FOV)
+    assert raw == manifest.to_dict()
+    assert [list(c) for c in raw["cases"]] == [
+        ["id", "source", "original_spacing", "original_shape", "file", "fields", "split"]] * 4
 
 
 def test_round_trip_equals_arrays_written(dataset, ct_folder):
@@ -128,7 +139,8 @@ def test_drr_inputs_and_load_case(dataset, ct_folder):
 
 def test_reads_tf_gfile_urls(dataset):
     url = "file://" + os.path.abspath(dataset)
-    assert prepared.read_manifest(url)["size"] == SIZE
+    assert prepared.read_manifest(url).size == SIZE
+    assert prepared.read_manifest(url).file("ct0") == url + "/cases/ct0.tfrecord"
     assert sorted(ids_of(prepared.load_prepared(url, "all", with_ids=True))) == ["ct0", "ct1", "ct2", "ct3"]
     np.testing.assert_array_equal(prepared.load_case(url, "ct0")["ct"], prepared.load_case(dataset, "ct0")["ct"])
 
@@ -151,7 +163,8 @@ def test_batched_dataset_fits_a_keras_model(dataset):
 
 def test_split_selection_and_shuffle_is_deterministic(dataset):
     manifest = prepared.read_manifest(dataset)
-    test_ids = [c["id"] for c in manifest["cases"] if c["split"] == "test"]
+    test_ids = [c["id"] for c in manifest.cases if c["split"] == "test"]
+    assert test_ids == manifest.ids("test") == [c["id"] for c in manifest.entries("test")]
     assert ids_of(prepared.load_prepared(dataset, "test", with_ids=True)) == test_ids
     train = ids_of(prepared.load_prepared(dataset, "train", with_ids=True))
     assert sorted(train + test_ids) == ["ct0", "ct1", "ct2", "ct3"]
@@ -180,15 +193,16 @@ def test_resume_skips_done_cases_and_rewrites_a_deleted_one(dataset_copy, ct_fol
     files = {c: os.path.join(out, "cases", c + ".tfrecord") for c in ("ct0", "ct1", "ct2", "ct3")}
     before = {c: os.stat(f).st_mtime_ns for c, f in files.items()}
     calls = []
-    original = prepared.write_case
-    monkeypatch.setattr(prepared, "write_case", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
+    original = prepared.writer.write_case
+    monkeypatch.setattr(prepared.writer, "write_case", lambda *a, **k: calls.append(a[1]) or original(*a, **k))
     prepare([ct_folder], out, test_count=1)
     assert calls == []
     os.remove(files["ct2"])
     manifest = prepare([ct_folder], out, test_count=1)
     assert calls == ["ct2"] and os.path.isfile(files["ct2"])
     assert all(os.stat(files[c]).st_mtime_ns == before[c] for c in ("ct0", "ct1", "ct3"))
-    assert len(manifest["cases"]) == 4 and manifest["complete"]
+    assert len(manifest.cases) == 4 and manifest.complete
+    assert manifest.to_dict() == prepared.read_manifest(out).to_dict()
 
 
 def test_other_settings_in_the_same_folder_raise(dataset_copy, ct_folder):
@@ -203,11 +217,11 @@ def test_failed_inputs_are_recorded_and_the_rest_written(tmp_path):
     make_ct_folder(str(folder), count=3)
     (folder / "broken.nii.gz").write_bytes(b"this is not a NIfTI file")
     manifest = prepare([str(folder)], str(tmp_path / "out"), test_count=1)
-    assert [c["id"] for c in manifest["cases"]] == ["ct0", "ct1", "ct2"]
-    assert len(manifest["failed"]) == 1
-    assert manifest["failed"][0]["source"].endswith("broken.nii.gz") and manifest["failed"][0]["reason"]
+    assert manifest.ids() == ["ct0", "ct1", "ct2"]
+    assert len(manifest.failed) == 1
+    assert manifest.failed[0]["source"].endswith("broken.nii.gz") and manifest.failed[0]["reason"]
     on_disk = prepared.read_manifest(str(tmp_path / "out"))
-    assert on_disk["failed"] == manifest["failed"]
+    assert on_disk.failed == manifest.failed
 
 
 def test_invalid_settings_raise_before_writing(tmp_path, ct_folder):
@@ -284,7 +298,132 @@ def test_phantom_dataset_in_parallel_processes(tmp_path):
     pytest.importorskip("xprospect_tf.data.phantom")
     manifest = prepare(prepared.phantom_sources(3, seed=1), str(tmp_path / "ph"), workers=2,
                        fov_mm=400.0, test_count=1)
-    assert [c["id"] for c in manifest["cases"]] == ["phantom-0000", "phantom-0001", "phantom-0002"]
-    assert manifest["failed"] == []
+    assert manifest.ids() == ["phantom-0000", "phantom-0001", "phantom-0002"]
+    assert manifest.failed == []
     case = prepared.load_case(str(tmp_path / "ph"), "phantom-0001")
     assert case["ct"].shape == (SIZE,) * 3 and case["ct"].std() > 0.01
+
+
+# ----------------------------------------------------------------------------- Manifest
+
+# manifest.json as the writer before the Manifest class (format version 1) wrote it
+OLD_MANIFEST = {
+    "format_version": 1, "size": 16, "window": [-1000.0, 1000.0], "fov_mm": 40.0, "spacing_mm": 2.5,
+    "split_seed": 3, "complete": True,
+    "cases": [
+        {"id": "a", "source": "/cts/a.nii.gz", "original_spacing": [2.0, 2.0, 2.0],
+         "original_shape": [20, 20, 20], "file": "cases/a.tfrecord", "fields": [], "split": "train"},
+        {"id": "b", "source": "phantom:seed=7", "original_spacing": [25.0, 25.0, 25.0],
+         "original_shape": [16, 16, 16], "file": "cases/b.tfrecord",
+         "fields": ["styled_ap", "styled_lateral"], "split": "test"},
+        {"id": "c", "source": "/cts/c.nii.gz", "original_spacing": [2.0, 2.0, 2.0],
+         "original_shape": [20, 20, 20], "file": "cases/c.tfrecord", "fields": [], "split": "train"},
+    ],
+    "failed": [{"source": "/cts/broken.nii.gz", "reason": "not a NIfTI file"}],
+}
+
+
+def write_old_manifest(folder, **changes):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump({**OLD_MANIFEST, **changes}, f, indent=2)
+    return str(folder)
+
+
+def test_manifest_ids_per_split_match_assign_splits(dataset):
+    manifest = prepared.read_manifest(dataset)
+    splits = prepared.assign_splits(["ct0", "ct1", "ct2", "ct3"], test_count=1, seed=manifest.split_seed)
+    for split in ("train", "test"):
+        assert manifest.ids(split) == sorted(k for k, v in splits.items() if v == split)
+        assert [c["id"] for c in manifest.entries(split)] == manifest.ids(split)
+    assert manifest.ids("all") == manifest.ids() == sorted(splits)
+    assert manifest.case("ct1")["id"] == "ct1"
+
+
+def test_an_old_manifest_still_reads_and_saves_unchanged(tmp_path):
+    folder = write_old_manifest(tmp_path / "old")
+    manifest = prepared.Manifest.read(folder)
+    assert (manifest.size, manifest.window, manifest.fov_mm, manifest.spacing_mm) == (16, WINDOW, 40.0, 2.5)
+    assert (manifest.split_seed, manifest.complete) == (3, True)
+    assert manifest.ids("test") == ["b"] and manifest.ids("train") == ["a", "c"]
+    assert manifest.failed == OLD_MANIFEST["failed"]
+    assert manifest.to_dict() == OLD_MANIFEST
+    assert prepared.read_manifest(os.path.join(folder, "manifest.json")).to_dict() == OLD_MANIFEST
+    manifest.save()
+    with open(os.path.join(folder, "manifest.json")) as f:
+        assert json.load(f) == OLD_MANIFEST
+    # readers not yet moved to the attributes still see the JSON keys
+    assert manifest["size"] == 16 and manifest["cases"] is manifest.cases
+    assert manifest.get("complete") is True and manifest.get("nope", 0) == 0
+
+
+def test_manifest_round_trip_keeps_unknown_keys_and_added_fields(tmp_path):
+    manifest = prepared.Manifest(str(tmp_path), 8, window=(-100, 900), fov_mm=200, split_seed=5,
+                                 extra={"note": "kept"})
+    manifest.put({"id": "b", "file": "cases/b.tfrecord", "fields": [], "split": "train"})
+    manifest.put({"id": "a", "file": "cases/a.tfrecord", "fields": [], "split": "test"})
+    manifest.put({"id": "b", "file": "cases/b.tfrecord", "fields": [], "split": "test"})  # replaces b
+    assert manifest.add_fields("a", ["styled_lateral", "styled_ap"])["fields"] == ["styled_ap", "styled_lateral"]
+    manifest.save()
+    again = prepared.read_manifest(str(tmp_path))
+    assert again.to_dict() == manifest.to_dict()
+    assert again.to_dict()["note"] == "kept" and again.window == (-100.0, 900.0) and again.spacing_mm == 25.0
+    assert again.ids() == ["a", "b"] and again.ids("test") == ["a", "b"]
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
+
+
+def test_manifest_selection_errors(tmp_path):
+    manifest = prepared.Manifest.read(write_old_manifest(tmp_path / "ds"))
+    with pytest.raises(ConfigError, match=r"split='val': choose one of \('train', 'test', 'all'\)"):
+        manifest.entries("val")
+    with pytest.raises(ConfigError, match="choose one of"):
+        manifest.ids("validation")
+    assert [c["id"] for c in manifest.entries("test", fields=("styled_ap",))] == ["b"]
+    with pytest.raises(InputError, match=r"2 'train' case\(s\) \(e.g. a\) lack.*xprospect style"):
+        manifest.entries("train", fields=("styled_ap", "styled_lateral"))
+    assert [c["id"] for c in manifest.entries("all", fields=("ap", "drr_lateral"))] == ["a", "b", "c"]
+    with pytest.raises(InputError, match=r"ds: no case 'zz' in this prepared dataset \(cases: a, b, c"):
+        manifest.case("zz")
+    with pytest.raises(InputError, match="no case 'zz'"):
+        manifest.file("zz")
+    only_train = prepared.Manifest.read(write_old_manifest(tmp_path / "train-only", cases=[
+        {**c, "split": "train"} for c in OLD_MANIFEST["cases"]]))
+    with pytest.raises(InputError, match="no 'test' cases in this prepared dataset"):
+        only_train.entries("test")
+    assert only_train.ids("test") == []  # ids() is a plain query
+    unfinished = prepared.Manifest.read(write_old_manifest(tmp_path / "unfinished", complete=False))
+    with pytest.raises(InputError, match="unfinished: preparation was not finished.*same --out"):
+        unfinished.entries("train")
+
+
+def test_a_new_split_is_one_constant(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepared.manifest, "SPLITS", ("train", "val", "test", "all"))
+    cases = [{**c, "split": s} for c, s in zip(OLD_MANIFEST["cases"], ("train", "val", "test"))]
+    manifest = prepared.Manifest.read(write_old_manifest(tmp_path / "ds", cases=cases))
+    assert manifest.ids("val") == ["b"] and [c["id"] for c in manifest.entries("val")] == ["b"]
+
+
+def test_check_matches_names_the_dataset_and_the_setting(tmp_path):
+    manifest = prepared.Manifest.read(write_old_manifest(tmp_path / "ds"))
+    manifest.check_matches()
+    manifest.check_matches(size=16, window=[-1000, 1000], fov_mm=40)
+    with pytest.raises(ConfigError, match=r"ds: prepared with size=16, not size=32; .*--set size=16"):
+        manifest.check_matches(size=32, window=(-1000.0, 1000.0))
+    with pytest.raises(ConfigError, match=r"window=\[-1000,1000\], not window=\[-100,900\].*--set window="):
+        manifest.check_matches(size=16, window=(-100, 900))
+    with pytest.raises(ConfigError, match=r"fov_mm=40, not fov_mm=400; use a new --out"):
+        manifest.check_matches(fov_mm=400.0, fix="use a new --out folder")
+    with pytest.raises(ConfigError, match="window"):  # a bad request is a settings error too
+        manifest.check_matches(window=(5, 1))
+
+
+def test_manifest_read_errors_name_the_file(tmp_path):
+    folder = write_old_manifest(tmp_path / "ds", size="big")
+    with pytest.raises(InputError, match="manifest.json: corrupt manifest.*prepare it again"):
+        prepared.Manifest.read(folder)
+    bare = dict(OLD_MANIFEST)
+    del bare["cases"]
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump(bare, f)
+    with pytest.raises(InputError, match=r"manifest.json: manifest lacks \['cases'\]"):
+        prepared.Manifest.read(folder)

@@ -59,6 +59,8 @@ def test_prepare_with_a_corrupt_input_exits_nonzero_after_writing_the_others(tmp
     (["data", "prepare", "{tmp}/missing", "--out", "{tmp}/out"], "no such file or folder"),
     (["data", "prepare", "{cts}", "--out", "{tmp}/out", "--size", "0"], "--size"),
     (["data", "prepare", "{cts}", "--out", "{tmp}/out", "--window", "500", "-500"], "--window"),
+    (["data", "prepare", "{cts}", "--out", "{tmp}/out", "--fov", "0"], "--fov"),
+    (["data", "preview", "{cts}/ct0.nii.gz", "--out", "{tmp}/out/p.png", "--size", "4"], "--size"),
     (["data", "phantoms", "--out", "{tmp}/out", "--count", "0"], "--count"),
     (["data", "preview", "{tmp}", "--case", "ct0", "--out", "{tmp}/out/p.png"], "xprospect data prepare"),
     (["data", "preview", "{tmp}/missing.nii", "--out", "{tmp}/out/p.png"], "no such file or folder"),
@@ -133,3 +135,16 @@ def test_preview_subprocess_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "not a prepared dataset" in result.stderr and "Traceback" not in result.stderr
     assert not png.exists()
+
+
+def test_ensure_dataset_refuses_a_dataset_of_other_settings(dataset):
+    from pipelines.common import ensure_dataset
+    from xprospect_tf.config import DataConfig
+    from xprospect_tf.errors import ConfigError
+
+    same = DataConfig(source=dataset, size=SIZE, fov_mm=FOV)
+    assert ensure_dataset(same) == dataset
+    with pytest.raises(ConfigError, match=f"{dataset}: prepared with size={SIZE}, not size=32.*--set size={SIZE}"):
+        ensure_dataset(DataConfig(source=dataset, size=32))
+    with pytest.raises(ConfigError, match=r"prepared with window=\[-1000,1000\], not window=\[-100,900\]"):
+        ensure_dataset(DataConfig(source=dataset, size=SIZE, window=(-100.0, 900.0)))

@@ -33,6 +33,7 @@ _EXPORTS = {
     "write_prepared": "prepared",
     "load_prepared": "prepared",
     "read_manifest": "prepared",
+    "Manifest": "prepared",
     "write_case": "prepared",
     "load_case": "prepared",
     "add_case_fields": "prepared",

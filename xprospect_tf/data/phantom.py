@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from xprospect_tf.checks import DEFAULT_FOV_MM, check_data_size, check_fov_mm
 from xprospect_tf.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -582,7 +583,7 @@ def _nodule(p, g, seed, labels, hu):
 # Public API
 
 
-def chest_phantom(size=128, seed=0, fov_mm=400.0, findings=False):
+def chest_phantom(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False):
     """A synthetic chest CT: HU volume and label map in canonical ``(z, x, y)`` order.
 
     The embedded default data source (no download). Anatomy is defined in mm,
@@ -629,7 +630,7 @@ def chest_phantom(size=128, seed=0, fov_mm=400.0, findings=False):
     return hu, labels
 
 
-def phantom_volume(size=128, seed=0, fov_mm=400.0, findings=False):
+def phantom_volume(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False):
     """The phantom as a :class:`~xprospect_tf.data.volume.Volume` centred at world 0.
 
     Args:
@@ -659,10 +660,4 @@ def _check_seed(seed):
 
 
 def _check_args(size, seed, fov_mm):
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 8:
-        raise ConfigError(f"phantom size must be an integer >= 8 voxels, got {size!r}; "
-                          "set data.size to e.g. 64 or 128")
-    if not isinstance(fov_mm, (int, float, np.number)) or not (0 < fov_mm < math.inf):
-        raise ConfigError(f"phantom fov_mm must be a positive number of mm, got {fov_mm!r}; "
-                          "set data.fov_mm to e.g. 400")
-    return int(size), _check_seed(seed), float(fov_mm)
+    return check_data_size(size, "phantom size"), _check_seed(seed), check_fov_mm(fov_mm, "phantom fov_mm")

@@ -8,10 +8,15 @@ batched arrays ``(..., z, x, y)`` as well; all outputs are float32 in ``[0, 1]``
 
 import numpy as np
 
+from xprospect_tf.checks import DEFAULT_FOV_MM
 from xprospect_tf.errors import ConfigError, InputError
 
 MU_WATER_PER_MM = 0.02
-FULL_SCALE_MM = 400.0
+FULL_SCALE_MM = DEFAULT_FOV_MM
+"""DRR display scale: the water-equivalent path (mm) shown as white. It is the
+default field of view, so a chest does not saturate, but it is a constant of the
+display, not the dataset's ``fov_mm``: DRR intensities stay comparable between
+datasets prepared at different fields of view."""
 
 
 def mean_projections(vol01):
@@ -68,7 +73,8 @@ def drr(hu, spacing_mm, mu_water=MU_WATER_PER_MM, full_scale_mm=FULL_SCALE_MM, g
         image = clip(p / (mu_water * full_scale_mm), 0, 1) ** gamma
 
     i.e. 1.0 (white) is ``full_scale_mm`` of water on the ray (the default,
-    400 mm, is the default field of view, so it does not saturate a chest).
+    :data:`FULL_SCALE_MM` = 400 mm, is the default field of view, so it does not
+    saturate a chest).
 
     Args:
         hu: array ``(..., z, x, y)`` in HU.

@@ -12,15 +12,14 @@ import logging
 import numpy as np
 from scipy import ndimage
 
+from xprospect_tf.checks import DEFAULT_FOV_MM, DEFAULT_WINDOW, check_data_size, check_fov_mm, check_window
 from xprospect_tf.data.volume import Volume
 from xprospect_tf.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
 AIR_HU = -1000.0
-DEFAULT_WINDOW = (-1000.0, 1000.0)
 BODY_THRESHOLD_HU = -500.0
-MIN_CUBE_SIZE = 8
 _COARSE_MM = 4.0  # the body is searched on a grid about this coarse ...
 _COARSE_MIN_VOXELS = 32  # ... that keeps at least this many voxels per axis
 
@@ -42,7 +41,7 @@ def hu_window(hu, window=DEFAULT_WINDOW):
         >>> hu_window(np.array([-2000.0, 0.0, 500.0])).tolist()
         [0.0, 0.5, 0.75]
     """
-    lo, hi = _check_window(window)
+    lo, hi = check_window(window, "window")
     hu = np.asarray(hu, dtype=np.float32)
     return ((np.clip(hu, lo, hi) - lo) / (hi - lo)).astype(np.float32, copy=False)
 
@@ -64,7 +63,7 @@ def hu_unwindow(vol01, window=DEFAULT_WINDOW):
         >>> hu_unwindow(np.array([0.0, 0.5, 1.2])).tolist()
         [-1000.0, 0.0, 1000.0]
     """
-    lo, hi = _check_window(window)
+    lo, hi = check_window(window, "window")
     vol01 = np.clip(np.asarray(vol01, dtype=np.float32), 0.0, 1.0)
     return (vol01 * (hi - lo) + lo).astype(np.float32, copy=False)
 
@@ -203,13 +202,13 @@ def resize_volume(array, size, order=1, anti_aliasing=True):
     ).astype(np.float32, copy=False)
 
 
-def prepare_volume(volume, size, fov_mm=400.0):
+def prepare_volume(volume, size, fov_mm=DEFAULT_FOV_MM):
     """The pipeline applied to every CT: isotropic resample + body-centred cube.
 
     Paper, Methods (data preparation). The output is a ``size``^3 cube of side
     ``fov_mm`` mm (voxel size ``fov_mm / size``) centred on the body's bounding
-    box. The default field of view of 400 mm holds an adult chest (about 350 mm
-    wide and 250 mm deep); anything outside it is cut, and cube voxels outside
+    box. The default field of view (``DEFAULT_FOV_MM``, 400 mm) holds an adult chest (about
+    350 mm wide and 250 mm deep); anything outside it is cut, and cube voxels outside
     the scan are air (-1000 HU). For speed, the scan is first cropped to the cube
     (found on a coarse grid) before it is resampled.
 
@@ -231,8 +230,8 @@ def prepare_volume(volume, size, fov_mm=400.0):
         >>> prepare_volume(Volume(hu, (2.0, 2.0, 2.0)), 8, fov_mm=48.0).spacing
         (6.0, 6.0, 6.0)
     """
-    size = _check_size(size, MIN_CUBE_SIZE)
-    fov = _positive(fov_mm, "fov_mm")
+    size = check_data_size(size, "size")
+    fov = check_fov_mm(fov_mm, "fov_mm")
     _check_finite(volume)
     spacing = fov / size
     center_mm = _coarse_body_center_mm(volume)
@@ -303,16 +302,6 @@ def _block_mean(array, block):
     for offset in itertools.product(*(range(b) for b in block)):
         total += array[tuple(slice(o, o + c * b, b) for o, c, b in zip(offset, counts, block))]
     return total / np.float32(np.prod(block))
-
-
-def _check_window(window):
-    try:
-        lo, hi = (float(w) for w in window)
-    except (TypeError, ValueError):
-        raise ConfigError(f"window={window!r}: must be two numbers [low, high] in HU") from None
-    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-        raise ConfigError(f"window={window!r}: must be [low, high] HU with low < high")
-    return lo, hi
 
 
 def _check_size(size, minimum):

@@ -1,0 +1,248 @@
+"""``manifest.json``: the settings, splits and provenance of a prepared dataset, as one object.
+
+Every reader of a prepared dataset goes through :class:`Manifest`; none needs
+to know the JSON layout::
+
+    {"format_version": 1, "size": 128, "window": [-1000.0, 1000.0], "fov_mm": 400.0,
+     "spacing_mm": 3.125, "split_seed": 0, "complete": true,
+     "cases": [{"id", "source", "original_spacing", "original_shape", "file",
+                "fields", "split"}, ...],
+     "failed": [{"source", "reason"}, ...]}
+"""
+
+import json
+import os
+
+from xprospect_tf.checks import DEFAULT_FOV_MM, DEFAULT_WINDOW, check_data_size, check_fov_mm, check_window
+from xprospect_tf.data.prepared.records import BASE_FIELDS, tensorflow
+from xprospect_tf.errors import ConfigError, InputError
+from xprospect_tf.files import write_json
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CASES_DIR = "cases"
+ALL = "all"
+SPLITS = ("train", "test", ALL)
+"""The splits a reader may ask for; every case carries one of them but ``"all"``,
+which selects every case. A new split is added here (and in ``assign_splits``)."""
+_REQUIRED = ("format_version", "size", "window", "fov_mm", "cases")
+_KNOWN = ("format_version", "size", "window", "fov_mm", "spacing_mm", "split_seed", "complete",
+          "cases", "failed")
+
+
+class Manifest:
+    """The manifest of a prepared dataset: settings, cases (with their split and file) and failures.
+
+    Args:
+        path: the dataset folder (local or any ``tf.io.gfile`` path).
+        size: cube side in voxels.
+        window: ``(low, high)`` HU window mapped to [0, 1].
+        fov_mm: cube side in mm.
+        split_seed: the seed the split was drawn with.
+        complete: whether preparation finished (and the split was assigned).
+        cases: case entries (dicts with ``id``, ``file``, ``fields``, ``split``...).
+        failed: ``{"source", "reason"}`` of the sources that could not be prepared.
+        spacing_mm: voxel size (default ``fov_mm / size``).
+        extra: other keys of ``manifest.json``, kept when it is saved.
+
+    Example:
+        >>> m = Manifest("data/ds", 16, cases=[
+        ...     {"id": "b", "file": "cases/b.tfrecord", "fields": [], "split": "train"},
+        ...     {"id": "a", "file": "cases/a.tfrecord", "fields": [], "split": "test"}])
+        >>> m.ids(), m.ids("test"), m.window, m.spacing_mm
+        (['a', 'b'], ['a'], (-1000.0, 1000.0), 25.0)
+        >>> m.file("a")
+        'data/ds/cases/a.tfrecord'
+    """
+
+    def __init__(self, path, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT_FOV_MM, split_seed=0,
+                 complete=False, cases=(), failed=(), spacing_mm=None, extra=None):
+        self.path = os.fspath(path)
+        self.size = check_data_size(size, "size")
+        self.window = check_window(window, "window")
+        self.fov_mm = check_fov_mm(fov_mm, "fov_mm")
+        self.spacing_mm = self.fov_mm / self.size if spacing_mm is None else float(spacing_mm)
+        self.split_seed = split_seed
+        self.complete = bool(complete)
+        self.cases = list(cases)
+        self.failed = list(failed)
+        self.extra = dict(extra or {})
+
+    @classmethod
+    def read(cls, path):
+        """Read and validate the manifest of the dataset at ``path`` (local or ``tf.io.gfile``).
+
+        Args:
+            path: the dataset folder (or its ``manifest.json``).
+
+        Returns:
+            A :class:`Manifest`.
+
+        Raises:
+            InputError: no manifest, unreadable JSON, missing keys or an unknown format version.
+
+        Example:
+            >>> import tempfile
+            >>> with tempfile.TemporaryDirectory() as folder:
+            ...     Manifest(folder, 16, cases=[{"id": "a", "file": "cases/a.tfrecord"}]).save()
+            ...     Manifest.read(folder).ids()
+            ['a']
+        """
+        tf = tensorflow()
+        path = os.fspath(path)
+        folder = path[: -len(MANIFEST)].rstrip("/") if path.endswith(MANIFEST) else path
+        file = join(folder, MANIFEST)
+        if not tf.io.gfile.exists(file):
+            raise InputError(f"{path}: not a prepared dataset (no {MANIFEST}); run xprospect data prepare")
+        try:
+            with tf.io.gfile.GFile(file, "r") as f:
+                data = json.loads(f.read())
+            missing = [k for k in _REQUIRED if k not in data]
+        except (ValueError, TypeError) as e:
+            raise InputError(f"{file}: corrupt manifest ({e}); delete the folder and prepare it again") from None
+        if missing:
+            raise InputError(f"{file}: manifest lacks {missing}; delete the folder and prepare it again")
+        if data["format_version"] != FORMAT_VERSION:
+            raise InputError(
+                f"{file}: format version {data['format_version']}, this xprospect-tf reads "
+                f"version {FORMAT_VERSION}; prepare the dataset again"
+            )
+        try:
+            return cls(folder, data["size"], data["window"], data["fov_mm"], data.get("split_seed"),
+                       data.get("complete", False), data["cases"], data.get("failed", []),
+                       data.get("spacing_mm"), {k: v for k, v in data.items() if k not in _KNOWN})
+        except ConfigError as e:
+            raise InputError(f"{file}: corrupt manifest ({e}); delete the folder and prepare it again") from None
+
+    def ids(self, split=ALL):
+        """The sorted ids of the cases of ``split`` (one of :data:`SPLITS`)."""
+        _check_split(split)
+        return sorted(c["id"] for c in self.cases if split == ALL or c.get("split") == split)
+
+    def entries(self, split=ALL, fields=()):
+        """The entries of the cases of ``split``, in manifest order, each holding ``fields``.
+
+        Args:
+            split: one of :data:`SPLITS`.
+            fields: record fields every selected case must hold (e.g. ``styled_ap``).
+
+        Returns:
+            A non-empty list of case entries.
+
+        Raises:
+            ConfigError: an unknown split.
+            InputError: preparation did not finish, the split is empty, or cases lack ``fields``.
+        """
+        _check_split(split)
+        if not self.complete:
+            raise InputError(f"{self.path}: preparation was not finished; "
+                             "rerun xprospect data prepare with the same --out")
+        cases = [c for c in self.cases if split == ALL or c["split"] == split]
+        if not cases:
+            raise InputError(f"{self.path}: no {split!r} cases in this prepared dataset; prepare more cases")
+        lacking = [c["id"] for c in cases if not set(fields) <= set(BASE_FIELDS) | set(c.get("fields", ()))]
+        if lacking:
+            raise InputError(
+                f"{self.path}: {len(lacking)} {split!r} case(s) (e.g. {lacking[0]}) lack the fields "
+                f"{tuple(fields)}; run the style-transfer workflow (xprospect style) on this dataset first"
+            )
+        return cases
+
+    def case(self, case_id):
+        """The entry of case ``case_id``; InputError naming the dataset if there is none."""
+        for entry in self.cases:
+            if entry["id"] == case_id:
+                return entry
+        known = ", ".join(c["id"] for c in self.cases[:5])
+        raise InputError(f"{self.path}: no case {case_id!r} in this prepared dataset (cases: {known}, ...)")
+
+    def file(self, case):
+        """The full path of a case's record (``tf.io.gfile`` URLs kept as URLs).
+
+        Args:
+            case: a case id, or a case entry (from :meth:`entries`).
+        """
+        return join(self.path, (case if isinstance(case, dict) else self.case(case))["file"])
+
+    def check_matches(self, size=None, window=None, fov_mm=None, fix=None):
+        """Raise ConfigError unless the dataset was prepared with these settings (``None``: not checked).
+
+        Args:
+            size: the cube side asked for.
+            window: the HU window asked for.
+            fov_mm: the field of view asked for.
+            fix: what the message tells the user to do (default: the ``--set``
+                options that match the dataset, or a new dataset).
+
+        Raises:
+            ConfigError: naming the dataset, the settings that differ and the fix.
+
+        Example:
+            >>> Manifest("data/ds", 16).check_matches(size=16, window=[-1000, 1000])
+            >>> Manifest("data/ds", 16).check_matches(size=32)
+            Traceback (most recent call last):
+            ...
+            xprospect_tf.errors.ConfigError: data/ds: prepared with size=16, not size=32; use this dataset with --set size=16, or prepare a new one with these settings
+        """
+        checks = {"size": check_data_size, "window": check_window, "fov_mm": check_fov_mm}
+        asked = {k: checks[k](v, k) for k, v in (("size", size), ("window", window), ("fov_mm", fov_mm))
+                 if v is not None}
+        wrong = {k: v for k, v in asked.items() if v != getattr(self, k)}
+        if wrong:
+            have = ", ".join(f"{k}={_show(getattr(self, k))}" for k in wrong)
+            want = ", ".join(f"{k}={_show(v)}" for k, v in wrong.items())
+            fix = fix or ("use this dataset with " + " ".join(f"--set {k}={_show(getattr(self, k))}" for k in wrong)
+                          + ", or prepare a new one with these settings")
+            raise ConfigError(f"{self.path}: prepared with {have}, not {want}; {fix}")
+
+    def put(self, entry):
+        """Add case ``entry`` (or replace the one with its id); cases stay sorted by id."""
+        self.cases = sorted([c for c in self.cases if c["id"] != entry["id"]] + [entry], key=lambda c: c["id"])
+        return entry
+
+    def add_fields(self, case_id, names):
+        """List the extra record fields ``names`` in case ``case_id``'s entry; returns the entry."""
+        entry = self.case(case_id)
+        entry["fields"] = sorted(set(entry.get("fields", ())) | set(names))
+        return entry
+
+    def save(self):
+        """Write ``manifest.json`` into the (local) dataset folder, atomically."""
+        write_json(os.path.join(self.path, MANIFEST), self.to_dict())
+
+    def to_dict(self):
+        """The JSON data of ``manifest.json``."""
+        return {"format_version": FORMAT_VERSION, "size": self.size, "window": list(self.window),
+                "fov_mm": self.fov_mm, "spacing_mm": self.spacing_mm, "split_seed": self.split_seed,
+                "complete": self.complete, "cases": self.cases, "failed": self.failed, **self.extra}
+
+    def __getitem__(self, key):
+        """``manifest["size"]``: the ``manifest.json`` key, for code written when this was a dict.
+
+        Prefer the attributes and methods; this keeps older readers working.
+        """
+        return self.to_dict()[key]
+
+    def get(self, key, default=None):
+        """``manifest.get(key)``, as :meth:`__getitem__` (for older readers)."""
+        return self.to_dict().get(key, default)
+
+    def __repr__(self):
+        return f"Manifest({self.path!r}, size={self.size}, cases={len(self.cases)}, complete={self.complete})"
+
+
+def join(path, *parts):
+    """``os.path.join`` for local paths; ``/``-joined for ``tf.io.gfile`` URLs (``gs://``, ``file://``)."""
+    path = os.fspath(path)
+    return "/".join([path.rstrip("/"), *parts]) if "://" in path else os.path.join(path, *parts)
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise ConfigError(f"split={split!r}: choose one of {SPLITS}")
+
+
+def _show(value):
+    if isinstance(value, tuple):
+        return "[" + ",".join(f"{v:g}" for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,270 @@
+"""Writing prepared datasets: one case, a whole dataset (parallel, resumable, atomic), case edits."""
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import time
+import typing
+
+import numpy as np
+
+from xprospect_tf.checks import DEFAULT_FOV_MM, DEFAULT_WINDOW
+from xprospect_tf.data.prepared.manifest import CASES_DIR, MANIFEST, Manifest
+from xprospect_tf.data.prepared.records import add_fields, case_arrays, encode_example, read_record, write_record
+from xprospect_tf.data.prepared.sources import expand_sources, load_source
+from xprospect_tf.errors import ConfigError, XprospectError
+
+log = logging.getLogger(__name__)
+
+
+class PrepareTask(typing.NamedTuple):
+    """One case for a worker of :func:`write_prepared`: where to write it, from what, at which settings.
+
+    Example:
+        >>> PrepareTask("data/ds", "ct0", "ct0.nii.gz", 16, DEFAULT_WINDOW, DEFAULT_FOV_MM).fov_mm
+        400.0
+    """
+
+    out_dir: str
+    case_id: str
+    source: typing.Any  # a path or a PhantomSource
+    size: int
+    window: tuple
+    fov_mm: float
+
+
+class PrepareResult(typing.NamedTuple):
+    """What a worker reports: the case's manifest entry, or ``failure`` ``{"source", "reason"}``."""
+
+    case_id: str
+    entry: typing.Optional[dict]
+    failure: typing.Optional[dict]
+    seconds: float
+
+
+def write_case(out_dir, case_id, volume, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT_FOV_MM):
+    """Prepare one case and write ``cases/<case_id>.tfrecord`` atomically.
+
+    Args:
+        out_dir: the prepared dataset folder.
+        case_id: the case id (file-name safe).
+        volume: a :class:`~xprospect_tf.data.volume.Volume` in HU.
+        size: cube side in voxels.
+        window: ``(low, high)`` HU window.
+        fov_mm: cube side in mm.
+
+    Returns:
+        The case's manifest entry (without ``split``): ``id``, ``source``,
+        ``original_spacing``, ``original_shape``, ``file``, ``fields``.
+
+    Example:
+        >>> import tempfile
+        >>> from xprospect_tf.data.phantom import phantom_volume
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     write_case(folder, "phantom-0000", phantom_volume(16), 16)["file"]
+        'cases/phantom-0000.tfrecord'
+    """
+    arrays = case_arrays(volume, size, window, fov_mm)
+    rel = f"{CASES_DIR}/{case_id}.tfrecord"
+    write_record(os.path.join(out_dir, rel), encode_example(case_id, arrays, size).SerializeToString())
+    return {
+        "id": case_id,
+        "source": volume.source,
+        "original_spacing": [float(s) for s in volume.spacing],
+        "original_shape": [int(n) for n in volume.shape],
+        "file": rel,
+        "fields": [],
+    }
+
+
+def prepare_case(task):
+    """Worker: read/synthesize one source and write its case. Never raises.
+
+    Args:
+        task: a :class:`PrepareTask`.
+
+    Returns:
+        A :class:`PrepareResult`.
+    """
+    t0 = time.perf_counter()
+    try:
+        volume = load_source(task.source, task.size, task.fov_mm)
+        entry = write_case(task.out_dir, task.case_id, volume, task.size, task.window, task.fov_mm)
+        entry["source"] = str(task.source)
+        return PrepareResult(task.case_id, entry, None, time.perf_counter() - t0)
+    except XprospectError as e:
+        reason = str(e)
+    except Exception as e:  # a corrupt file may fail in any library; record it, go on
+        log.debug("%s failed", task.source, exc_info=True)
+        reason = f"{type(e).__name__}: {e}"
+    return PrepareResult(task.case_id, None, {"source": str(task.source), "reason": reason},
+                         time.perf_counter() - t0)
+
+
+def assign_splits(case_ids, test_fraction=0.2, test_count=None, seed=0):
+    """Deterministic train/test split of ``case_ids``.
+
+    The sorted ids are permuted by ``numpy.random.default_rng(seed)``; the first
+    ``test_count`` (else ``round(test_fraction * n)``) become ``test``.
+
+    Args:
+        case_ids: iterable of case ids.
+        test_fraction: fraction of test cases, used when ``test_count`` is None.
+        test_count: fixed number of test cases (clipped to the number of cases).
+        seed: split seed.
+
+    Returns:
+        ``{case_id: "train" | "test"}``.
+
+    Example:
+        >>> sorted(assign_splits(["a", "b", "c"], test_count=1).values())
+        ['test', 'train', 'train']
+    """
+    ids = sorted(case_ids)
+    n_test = int(round(test_fraction * len(ids))) if test_count is None else int(test_count)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    test = {ids[i] for i in order[: min(n_test, len(ids))]}
+    return {i: "test" if i in test else "train" for i in ids}
+
+
+def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT_FOV_MM,
+                   test_fraction=0.2, test_count=None, split_seed=0, workers=None, progress=True):
+    """Prepare CT sources into a dataset folder (resumable, parallel, atomic).
+
+    Cases already in ``out_dir``'s manifest whose file exists are kept; the
+    others are written by ``workers`` processes (``1``: inline). A source that
+    cannot be read is recorded under ``failed`` with its reason and the run goes
+    on. The manifest is rewritten atomically after every case and marked
+    ``complete`` at the end, when the split is assigned over the cases written.
+
+    Args:
+        sources: paths, ``"phantom:N[:SEED]"`` strings or :class:`PhantomSource` (see
+            :func:`expand_sources`).
+        out_dir: dataset folder (created).
+        size: cube side in voxels.
+        window: ``(low, high)`` HU window mapped to [0, 1].
+        fov_mm: cube side in mm.
+        test_fraction: fraction of test cases when ``test_count`` is None.
+        test_count: fixed number of test cases.
+        split_seed: seed of :func:`assign_splits`.
+        workers: processes (default: CPU count, at most one per pending case).
+        progress: log one INFO line per case (else DEBUG).
+
+    Returns:
+        The dataset's :class:`Manifest`.
+
+    Raises:
+        ConfigError: invalid settings, or ``out_dir`` holds a dataset with other settings.
+        InputError: a source path does not exist.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     m = write_prepared("phantom:3", folder, size=8, test_count=1, workers=1, progress=False)
+        ...     m.ids("test"), len(m.ids("train")), m.complete
+        (['phantom-0002'], 2, True)
+    """
+    manifest = Manifest(out_dir, size, window, fov_mm, split_seed=int(split_seed))  # checks the settings
+    _check_split_args(test_fraction, test_count, workers)
+    candidates = expand_sources(sources)
+    if test_count is not None and test_count >= len(candidates):
+        raise ConfigError(
+            f"test_count={test_count} leaves no training case among {len(candidates)} sources (--test-count)"
+        )
+    for entry in _reusable_entries(manifest, {c for c, _ in candidates}):
+        manifest.put(entry)
+    done = set(manifest.ids())
+    pending = [PrepareTask(manifest.path, c, s, manifest.size, manifest.window, manifest.fov_mm)
+               for c, s in candidates if c not in done]
+    log.info("%s: %d case(s) already prepared, %d to prepare at %d^3",
+             manifest.path, len(done), len(pending), manifest.size)
+    manifest.save()
+    level = logging.INFO if progress else logging.DEBUG
+    for n, result in enumerate(_run_tasks(pending, workers), 1):
+        if result.entry is not None:
+            manifest.put(result.entry)
+        else:
+            manifest.failed.append(result.failure)
+            log.warning("%s: failed: %s", result.failure["source"], result.failure["reason"])
+        log.log(level, "%s %d/%d: %s (%.1f s)", "prepared" if result.entry is not None else "failed",
+                n, len(pending), result.case_id, result.seconds)
+        manifest.save()
+    splits = assign_splits(manifest.ids(), test_fraction, test_count, split_seed)
+    for entry in manifest.cases:
+        entry["split"] = splits[entry["id"]]
+    manifest.complete = True
+    manifest.save()
+    log.info("%s: %d case(s) (%d test), %d failed", manifest.path, len(manifest.cases),
+             len(manifest.ids("test")), len(manifest.failed))
+    return manifest
+
+
+def add_case_fields(path, case_id, **arrays):
+    """Add (or replace) extra 2D float32 fields of one case, e.g. ``styled_ap``.
+
+    The record is rewritten atomically with the original fields unchanged, and
+    the case's manifest entry lists the new field names. Not safe to call from
+    several processes on the same dataset at once (each rewrites the manifest).
+
+    Args:
+        path: local dataset folder.
+        case_id: the case id.
+        **arrays: ``name=(S, S) array``; names must not be core fields.
+
+    Returns:
+        The updated manifest entry.
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = write_prepared("phantom:2", folder, size=8, test_count=1, workers=1, progress=False)
+        ...     add_case_fields(folder, "phantom-0000", styled_ap=np.zeros((8, 8)))["fields"]
+        ['styled_ap']
+    """
+    manifest = Manifest.read(path)
+    file = manifest.file(case_id)
+    record = add_fields(read_record(file), arrays, manifest.size, where=f"{path}: case {case_id}")
+    write_record(file, record)
+    entry = manifest.add_fields(case_id, arrays)
+    manifest.save()
+    return entry
+
+
+def _check_split_args(test_fraction, test_count, workers):
+    if not 0.0 <= float(test_fraction) < 1.0:
+        raise ConfigError(f"test_fraction={test_fraction}: must be in [0, 1)")
+    if test_count is not None and int(test_count) < 0:
+        raise ConfigError(f"test_count={test_count}: must be zero or more (--test-count)")
+    if workers is not None and int(workers) < 1:
+        raise ConfigError(f"workers={workers}: must be at least 1 (--workers)")
+
+
+def _reusable_entries(manifest, case_ids):
+    """Entries of a previous run in ``manifest.path`` that can be kept (same settings, file present)."""
+    if not os.path.exists(os.path.join(manifest.path, MANIFEST)):
+        return []
+    old = Manifest.read(manifest.path)
+    old.check_matches(manifest.size, manifest.window, manifest.fov_mm,
+                      fix="use a new --out folder for different settings")
+    kept = [e for e in old.cases if e["id"] in case_ids and os.path.exists(os.path.join(old.path, e["file"]))]
+    dropped = len(old.cases) - len(kept)
+    if dropped:
+        log.warning("%s: %d case(s) of the previous run are missing or not among the sources; "
+                    "they are (re)prepared or left out", manifest.path, dropped)
+    return kept
+
+
+def _run_tasks(tasks, workers):
+    """Yield :func:`prepare_case` results as they complete; spawn-safe process pool."""
+    workers = min(int(workers or os.cpu_count() or 1), max(len(tasks), 1))
+    if workers == 1:
+        yield from map(prepare_case, tasks)
+        return
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(prepare_case, t) for t in tasks]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
