@@ -53,7 +53,7 @@ def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
     if data_dir is None and data_cfg.source != "phantom":
         data_dir = data_cfg.source
     if data_dir is not None and os.path.exists(os.path.join(data_dir, MANIFEST)):
-        Manifest.read(data_dir).check_matches(size=data_cfg.size, window=data_cfg.window)
+        Manifest.read(data_dir).check_matches(size=data_cfg.size, window=data_cfg.window, fov_mm=data_cfg.fov_mm)
         return data_dir
     if data_cfg.source != "phantom":
         raise InputError(
