@@ -200,7 +200,8 @@ class StyleConfig:
         "transpose", "generator up-sampling: CycleGAN's transposed convolutions (transpose) or "
         "resize + conv (resize: no checkerboard artefacts)", choices=_upsampling)
     learning_rate: float = setting(
-        2e-5, "ours: the paper lowers CycleGAN's 2e-4 'significantly' but gives no number",
+        2e-5, "learning rate of both optimizers; ours: the paper lowers CycleGAN's 2e-4 "
+        "'significantly' but gives no number",
         above=0.0)
     cycle_lambda: float = setting(20.0, "cycle-consistency weight (the paper's; > 25 weakens styling)",
                                   at_least=0.0)
