@@ -167,7 +167,7 @@ def _train_step_probe(row, size, batch, steps, base_filters):
     from xprospect_tf.training.guard import tensor_size_report
 
     size, batch, steps, base_filters = int(size), int(batch), int(steps), int(base_filters)
-    overrides = [f"size={size}", f"batch_size={batch}"] + ([f"base_filters={base_filters}"] if base_filters else [])
+    overrides = [f"size={size}", f"train.batch_size={batch}"] + ([f"base_filters={base_filters}"] if base_filters else [])
     cfg = load_experiments().resolve(row, "paper", overrides)
     model = build_compiled_model(cfg)
     rng = np.random.default_rng(0)

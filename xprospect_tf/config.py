@@ -6,20 +6,118 @@ of precedence (later wins)::
 
     defaults  <  row  <  preset  <  command-line overrides (--set key=value)
 
-Every value is validated against the schema below at load time: an unknown key,
-a wrong type or a value outside its choices raises :class:`ConfigError` naming
-the key and the file and line where it was written.
+Where a rule lives: each setting's default, meaning, type, choices and bounds
+are declared once, on its dataclass field (:func:`setting`); choices are read
+from the registries that implement them (``LOSSES``, ``OPTIMIZERS``, the model
+builders, ...), so a new registry entry is a valid choice without an edit here.
+Every value is validated against these fields when it is read: an unknown key,
+a wrong type or a value outside its choices or bounds raises
+:class:`ConfigError` naming the setting and the file and line (or ``--set``
+item) where it was written. Checks that involve two settings (the cube side
+the model needs, the phantom split) run when a row is resolved, before any work.
+
+A bare ``--set`` key must name one setting: ``epochs``, ``batch_size`` and
+``learning_rate`` exist in both ``train`` and ``style``, so write
+``train.epochs`` or ``style.epochs``.
 """
 
 import dataclasses
+import math
 import os
 import typing
 
 import yaml
 
+from xprospect_tf.checks import (
+    DEFAULT_FOV_MM,
+    DEFAULT_WINDOW,
+    check_data_size,
+    check_fov_mm,
+    check_levels,
+    check_model_size,
+    check_positive_int,
+    check_style_size,
+    check_window,
+)
 from xprospect_tf.errors import ConfigError
 
 SECTIONS = ("data", "model", "train", "style")
+
+
+def setting(default, doc, *, choices=None, check=None, above=None, at_least=None, at_most=None,
+            below=None):
+    """A config field declaring, once, a setting's default, meaning and rules.
+
+    Args:
+        default: the default value.
+        doc: what the setting means (shown in ``--help`` of the commands that expose it).
+        choices: a function returning the valid names (read when a value is
+            checked, from the registry that implements them).
+        check: a :mod:`xprospect_tf.checks` function ``(value, setting) -> value``.
+        above, at_least, at_most, below: numeric bounds (exclusive, inclusive,
+            inclusive, exclusive).
+
+    Returns:
+        a ``dataclasses.field``.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Demo:
+        ...     rate: float = setting(0.5, "a rate", above=0.0, below=1.0)
+        >>> dataclasses.fields(Demo)[0].metadata["below"]
+        1.0
+    """
+    rules = dict(doc=doc, choices=choices, check=check, above=above, at_least=at_least,
+                 at_most=at_most, below=below)
+    return dataclasses.field(default=default, metadata={k: v for k, v in rules.items() if v is not None})
+
+
+# -- the registries that define the choices (imported when a value is checked) --
+
+
+def _input_kinds():
+    from xprospect_tf.data.prepared import INPUT_FIELDS
+
+    return INPUT_FIELDS
+
+
+def _architectures():
+    from xprospect_tf.models.reconstruction import BASELINES, MODEL_BUILDERS
+
+    return (*MODEL_BUILDERS, *BASELINES)
+
+
+def _model_builders():
+    from xprospect_tf.models.reconstruction import MODEL_BUILDERS
+
+    return MODEL_BUILDERS
+
+
+def _losses():
+    from xprospect_tf.training.losses import LOSSES
+
+    return LOSSES
+
+
+def _optimizers():
+    from xprospect_tf.training.optimizers import OPTIMIZERS
+
+    return OPTIMIZERS
+
+
+def _strategies():
+    from xprospect_tf.training.strategy import STRATEGIES
+
+    return STRATEGIES
+
+
+def _upsampling():
+    from xprospect_tf.models.cyclegan.generator import UPSAMPLING
+
+    return UPSAMPLING
+
+
+# -- the schema --------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,77 +126,103 @@ class DataConfig:
 
     ``source`` is ``phantom`` (the embedded synthetic chest phantom, generated on
     the fly) or the path of a prepared dataset (``xprospect data prepare``).
-    ``fov_mm`` is the side of the cube, in mm, that a case is resampled into:
-    400 mm holds an adult chest (about 350 mm wide, 250 mm deep).
     """
 
-    source: str = "phantom"
-    count: int = 100
-    size: int = 64
-    window: typing.Tuple[float, float] = (-1000.0, 1000.0)
-    fov_mm: float = 400.0
-    test_fraction: float = 0.2
-    test_count: typing.Optional[int] = None
-    split_seed: int = 0
-    phantom_seed: int = 0
+    source: str = setting("phantom", "'phantom' (the embedded synthetic chest phantom) or a "
+                          "prepared dataset folder")
+    count: int = setting(100, "phantom cases (ignored for a prepared dataset)", check=check_positive_int)
+    size: int = setting(64, "cube side in voxels", check=check_data_size)
+    window: typing.Tuple[float, float] = setting(DEFAULT_WINDOW, "HU window mapped to [0, 1]",
+                                                 check=check_window)
+    fov_mm: float = setting(DEFAULT_FOV_MM, "cube side in mm that a case is resampled into",
+                            check=check_fov_mm)
+    test_fraction: float = setting(0.2, "fraction of test cases (when test_count is null)",
+                                   above=0.0, below=1.0)
+    test_count: typing.Optional[int] = setting(None, "fixed number of test cases",
+                                               check=check_positive_int)
+    split_seed: int = setting(0, "seed of the train/test split", at_least=0)
+    phantom_seed: int = setting(0, "seed of the phantoms", at_least=0)
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Which model a row trains (see ``xprospect_tf.models``)."""
 
-    architecture: str = "unet-dense"
-    dense_units: int = 512
-    projinj: bool = False
-    base_filters: int = 16
-    levels: typing.Optional[int] = None
+    architecture: str = setting("unet-dense", "a model builder or a baseline", choices=_architectures)
+    dense_units: int = setting(512, "units of the Connection-A dense bottleneck", check=check_positive_int)
+    projinj: bool = setting(False, "projection injection (512-ProjInj)")
+    base_filters: int = setting(16, "filters of the first level", check=check_positive_int)
+    levels: typing.Optional[int] = setting(None, "down-sampling levels; null: log2(size) - 2",
+                                           check=check_positive_int)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """How a row is trained."""
 
-    loss: str = "mse"
-    optimizer: str = "adam"
-    learning_rate: float = 1e-4
-    epochs: int = 50
-    batch_size: int = 1
-    steps_per_epoch: typing.Optional[int] = None
-    seed: int = 0
-    strategy: str = "default"
-    run_eagerly: bool = False
+    loss: str = setting("mse", "training loss", choices=_losses)
+    optimizer: str = setting("adam", "optimizer", choices=_optimizers)
+    learning_rate: float = setting(1e-4, "learning rate", above=0.0)
+    epochs: int = setting(50, "training epochs", check=check_positive_int)
+    batch_size: int = setting(1, "batch size (per replica)", check=check_positive_int)
+    steps_per_epoch: typing.Optional[int] = setting(None, "steps per epoch; null: the whole train split",
+                                                    check=check_positive_int)
+    seed: int = setting(0, "seed of the weights and the shuffling", at_least=0)
+    strategy: str = setting("default", "distribution strategy", choices=_strategies)
+    run_eagerly: bool = setting(False, "run_eagerly (debugging, tiny tests)")
 
 
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
     """The style-transfer CycleGANs (paper section 3.1) used by ``inputs: styled`` rows.
 
-    ``domain_b`` is the set of real radiographs: ``default`` (DRRs of phantoms
-    not in the dataset, no download), ``phantom-drr:N``, a CheXpert CSV or a
-    folder of X-rays. The paper's choices are the defaults: Nadam, a learning
-    rate far below CycleGAN's 2e-4 (the paper gives no number; 2e-5 here), EMA
-    weights reset every ``ema_every`` steps, cycle lambda 20.
+    What the paper states: Nadam instead of Adam, a learning rate "significantly"
+    below CycleGAN's, an exponential moving average (EMA) of the weights with
+    resets of the weights to it, cycle lambda 20 (CycleGAN's is 10; above 25
+    the style transfer became weak), and 2,390 paired orthogonal CheXpert X-rays
+    as domain B. It gives no learning-rate number, no EMA momentum and no reset
+    interval: those defaults are ours (marked so below).
     """
 
-    domain_b: str = "default"
-    epochs: int = 20
-    batch_size: int = 1
-    filters: int = 32
-    n_residual: typing.Optional[int] = None
-    upsampling: str = "transpose"
-    learning_rate: float = 2e-5
-    cycle_lambda: float = 20.0
-    ema_every: int = 100
+    domain_b: str = setting(
+        "default", "radiographs: 'default' (DRRs of as many unseen phantoms as there are train "
+        "cases), 'phantom-drr:N', a CheXpert CSV, or a folder of PNG/JPEG/DICOM X-rays")
+    domain_b_count: typing.Optional[int] = setting(None, "use at most N domain-B images (null: all)",
+                                                   check=check_positive_int)
+    epochs: int = setting(20, "training epochs", check=check_positive_int)
+    batch_size: int = setting(1, "batch size", check=check_positive_int)
+    filters: int = setting(32, "generator base filters (the discriminators get twice as many)",
+                           check=check_positive_int)
+    n_residual: typing.Optional[int] = setting(
+        None, "generator residual blocks (null: CycleGAN's 6 up to 128 px, 9 above)",
+        check=check_positive_int)
+    upsampling: str = setting(
+        "transpose", "generator up-sampling: CycleGAN's transposed convolutions (transpose) or "
+        "resize + conv (resize: no checkerboard artefacts)", choices=_upsampling)
+    learning_rate: float = setting(
+        2e-5, "learning rate of both optimizers; ours: the paper lowers CycleGAN's 2e-4 "
+        "'significantly' but gives no number",
+        above=0.0)
+    cycle_lambda: float = setting(20.0, "cycle-consistency weight (the paper's; > 25 weakens styling)",
+                                  at_least=0.0)
+    ema_momentum: typing.Optional[float] = setting(
+        0.99, "ours (the paper gives none): momentum of the weights' moving average; null: no EMA",
+        at_least=0.0, at_most=1.0)
+    ema_every: typing.Optional[int] = setting(
+        100, "ours (the paper gives none): reset the weights to their moving average every N "
+        "steps; null: never", check=check_positive_int)
+    seed: int = setting(0, "seed of the weights, the shuffling and the domain-B draw", at_least=0)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """A fully resolved experiment: one Table 1 row under one preset."""
 
     row: str
     preset: str
-    inputs: str
-    description: str
+    inputs: str = setting("mean", "the X-rays the model sees: mean-CT projections, DRRs or "
+                          "stylized projections", choices=_input_kinds)
+    description: str = setting("", "what the row is")
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
@@ -112,26 +236,14 @@ class RunConfig:
         d = dict(d)
         _check_keys(d, {f.name for f in dataclasses.fields(cls)}, where, {})
         return cls(
-            row=d["row"], preset=d["preset"], inputs=d["inputs"],
+            row=d["row"], preset=d["preset"],
+            inputs=_check_value(cls, "inputs", d.get("inputs", _default(cls, "inputs")), where),
             description=d.get("description", ""),
-            data=_build(DataConfig, d["data"], f"{where}: data"),
-            model=_build(ModelConfig, d["model"], f"{where}: model"),
-            train=_build(TrainConfig, d["train"], f"{where}: train"),
-            style=_build(StyleConfig, d.get("style", {}), f"{where}: style"),
+            data=_build(DataConfig, d["data"], where),
+            model=_build(ModelConfig, d["model"], where),
+            train=_build(TrainConfig, d["train"], where),
+            style=_build(StyleConfig, d.get("style", {}), where),
         )
-
-
-CHOICES = {
-    "inputs": ("mean", "drr", "styled"),
-    "architecture": ("unet-dense", "mean-volume", "back-projection"),
-    "loss": ("mse", "mae"),
-    "optimizer": ("adam", "nadam"),
-    "strategy": ("default", "mirrored"),
-    "upsampling": ("transpose", "resize"),
-}
-POSITIVE = {"count", "size", "fov_mm", "dense_units", "base_filters", "levels",
-            "learning_rate", "epochs", "batch_size", "steps_per_epoch", "test_count",
-            "filters", "n_residual", "ema_every"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,8 +264,15 @@ class Experiments:
         """Resolve ``row`` under ``preset`` with ``overrides`` into a :class:`RunConfig`.
 
         ``overrides`` are ``"key=value"`` strings; ``key`` is ``section.field``
-        (``data.size``) or a bare field name when it is unambiguous (``size``).
-        Values are YAML scalars (``128``, ``1e-4``, ``[-100, 900]``).
+        (``data.size``) or a bare field name when only one section has it
+        (``size``; ``epochs`` must be written ``train.epochs`` or ``style.epochs``).
+        Values are YAML scalars (``128``, ``1e-4``, ``[-100, 900]``). The
+        checks that involve two settings run here (:func:`check_run`).
+
+        Example:
+            >>> exp = load_experiments(default_experiments_path())
+            >>> exp.resolve("64-Dense", "smoke", ["train.epochs=2"]).train.epochs
+            2
         """
         if row not in self.rows:
             raise ConfigError(
@@ -168,18 +287,117 @@ class Experiments:
         for layer in (self.defaults, raw_row, self.presets[preset]):
             for s in SECTIONS:
                 merged[s].update(layer.get(s) or {})
-        top = {"inputs": raw_row.get("inputs", "mean"), "description": raw_row.get("description", "")}
+        top = {k: raw_row.get(k, _default(RunConfig, k)) for k in ("inputs", "description")}
         for item in overrides:
             _apply_override(item, merged, top)
-        if top["inputs"] not in CHOICES["inputs"]:
-            raise ConfigError(f"inputs: {top['inputs']!r} is not one of {CHOICES['inputs']}")
-        return RunConfig(
-            row=row, preset=preset, inputs=top["inputs"], description=top["description"],
-            data=_build(DataConfig, merged["data"], "data"),
-            model=_build(ModelConfig, merged["model"], "model"),
-            train=_build(TrainConfig, merged["train"], "train"),
-            style=_build(StyleConfig, merged["style"], "style"),
+        config = RunConfig(
+            row=row, preset=preset,
+            inputs=_check_value(RunConfig, "inputs", top["inputs"], ""),
+            description=_check_value(RunConfig, "description", top["description"], ""),
+            data=_build(DataConfig, merged["data"]),
+            model=_build(ModelConfig, merged["model"]),
+            train=_build(TrainConfig, merged["train"]),
+            style=_build(StyleConfig, merged["style"]),
         )
+        return check_run(config, where=f"{self.path}: row {row!r} (preset {preset!r})")
+
+
+def check_run(config, where="config"):
+    """Return ``config`` if the settings that depend on each other agree; else raise ConfigError.
+
+    - a row whose architecture builds a Keras model needs a cube side the model
+      can be built at and a valid number of levels at that side;
+    - ``inputs: styled`` needs a side the style CycleGAN can run at;
+    - ``source: phantom`` needs a split that leaves at least one training and
+      one test case.
+
+    Args:
+        config: a :class:`RunConfig`.
+        where: prefix of the messages (the file and row).
+
+    Example:
+        >>> run = load_experiments(default_experiments_path()).resolve("64-Dense")
+        >>> check_run(dataclasses.replace(run, data=DataConfig(size=24)))
+        Traceback (most recent call last):
+        ...
+        xprospect_tf.errors.ConfigError: config: data.size = 24: the reconstruction model needs a power of two >= 16 (e.g. 32, 64, 128, 256)
+    """
+    data = config.data
+    try:
+        if config.model.architecture in _model_builders():
+            check_model_size(data.size, "data.size")
+            check_levels(config.model.levels, data.size, "model.levels")
+        if config.inputs == "styled":
+            check_style_size(data.size, "data.size")
+        if data.source == "phantom":
+            _check_phantom_split(data)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return config
+
+
+def _check_phantom_split(data):
+    from xprospect_tf.data.prepared import assign_splits
+
+    splits = list(assign_splits(range(data.count), data.test_fraction, data.test_count).values())
+    n_test = splits.count("test")
+    if n_test == 0 or n_test == data.count:
+        split = (f"data.test_count = {data.test_count}" if data.test_count is not None
+                 else f"data.test_fraction = {data.test_fraction}")
+        raise ConfigError(
+            f"{split} with data.count = {data.count} phantoms leaves {data.count - n_test} training "
+            f"and {n_test} test case(s); use more phantoms (count) or fewer test cases")
+
+
+def with_settings(config, values, where=None):
+    """Return a copy of the section ``config`` with ``values`` set, each validated like ``experiments.yaml``.
+
+    Args:
+        config: a section dataclass (e.g. ``StyleConfig()``).
+        values: ``{field: value}``.
+        where: function ``field -> location`` for messages (e.g. the
+            command-line option that set it), or ``None``.
+
+    Example:
+        >>> with_settings(StyleConfig(), {"epochs": 3}).epochs
+        3
+        >>> with_settings(StyleConfig(), {"epochs": 0}, where=lambda k: "--epochs")
+        Traceback (most recent call last):
+        ...
+        xprospect_tf.errors.ConfigError: --epochs: style.epochs = 0: use a positive integer
+    """
+    cls = type(config)
+    checked = {k: _check_value(cls, k, v, where(k) if where else "") for k, v in values.items()}
+    return dataclasses.replace(config, **checked)
+
+
+def validated(config):
+    """Return ``config`` (a section dataclass built in code) after checking every field.
+
+    Example:
+        >>> validated(StyleConfig(learning_rate=float("nan")))
+        Traceback (most recent call last):
+        ...
+        xprospect_tf.errors.ConfigError: style.learning_rate = nan: use a finite number
+    """
+    return with_settings(config, dataclasses.asdict(config))
+
+
+def parse_value(cls, key, text):
+    """A command-line value for ``cls.key``: the text itself for a string setting, else a
+    YAML scalar (``128``, ``1e-4``, ``null``, ``[-100, 900]``), as ``--set`` reads it.
+
+    Example:
+        >>> parse_value(StyleConfig, "n_residual", "null"), parse_value(StyleConfig, "domain_b", "2024")
+        (None, '2024')
+    """
+    field = _fields(cls).get(key)
+    if field is not None and field.type is str:
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def default_experiments_path():
@@ -226,10 +444,9 @@ def load_experiments(path=None):
                     f"{where(('rows', i, k))}: unknown key {k!r} in row {r['name']!r}; "
                     f"allowed: {', '.join(sorted(allowed))}"
                 )
-        if r.get("inputs", "mean") not in CHOICES["inputs"]:
-            raise ConfigError(
-                f"{where(('rows', i, 'inputs'))}: inputs {r['inputs']!r} is not one of {CHOICES['inputs']}"
-            )
+        for k in ("inputs", "description"):
+            if k in r:
+                _check_value(RunConfig, k, r[k], where(("rows", i, k)))
         _check_sections({s: r.get(s) for s in SECTIONS if s in r}, ("rows", i), where)
         if r["name"] in rows:
             raise ConfigError(f"{where(('rows', i))}: duplicate row name {r['name']!r}")
@@ -244,6 +461,7 @@ def load_experiments(path=None):
 # -- validation ----------------------------------------------------------------
 
 _SCHEMA = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "style": StyleConfig}
+_SECTION_OF = {cls: name for name, cls in _SCHEMA.items()}
 
 
 def _check_sections(d, keys, where):
@@ -266,6 +484,10 @@ def _fields(cls):
     return {f.name: f for f in dataclasses.fields(cls)}
 
 
+def _default(cls, key):
+    return _fields(cls)[key].default
+
+
 def _check_keys(d, allowed, where, lines):
     for k in d:
         if k not in allowed:
@@ -275,50 +497,69 @@ def _check_keys(d, allowed, where, lines):
 
 
 def _check_value(cls, key, value, where):
+    """Validate ``value`` for the field ``cls.key`` against its type and its metadata rules."""
     fields = _fields(cls)
+    prefix = f"{where}: " if where else ""
     if key not in fields:
         raise ConfigError(
-            f"{where}: unknown key {key!r}; {cls.__name__} keys are: {', '.join(fields)}"
+            f"{prefix}unknown key {key!r}; {cls.__name__} keys are: {', '.join(fields)}"
         )
-    return _coerce(fields[key].type, key, value, where)
+    name = f"{_SECTION_OF[cls]}.{key}" if cls in _SECTION_OF else key
+    try:
+        return _coerce(fields[key], name, value)
+    except ConfigError as e:
+        raise ConfigError(f"{prefix}{e}") from None
 
 
-def _coerce(tp, key, value, where):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin is typing.Union and type(None) in args:
+def _coerce(field, name, value):
+    tp = field.type
+    if typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp):
         if value is None:
             return None
-        tp = next(a for a in args if a is not type(None))
-        origin, args = typing.get_origin(tp), typing.get_args(tp)
-    bad = ConfigError(f"{where}: {key} = {value!r} is not a valid {_type_name(tp)}")
-    if origin in (tuple, typing.Tuple):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    value = _of_type(tp, name, value)
+    rules = field.metadata
+    if "choices" in rules:
+        choices = rules["choices"]()
+        if value not in choices:
+            raise ConfigError(f"{name} = {value!r} is not one of {', '.join(choices)}")
+    for rule, holds, text in _BOUNDS:
+        if rule in rules and not holds(value, rules[rule]):
+            raise ConfigError(f"{name} = {value!r}: use a number {text} {rules[rule]}")
+    if "check" in rules:
+        value = rules["check"](value, name)
+    return value
+
+
+_BOUNDS = (
+    ("above", lambda v, b: v > b, ">"),
+    ("at_least", lambda v, b: v >= b, ">="),
+    ("at_most", lambda v, b: v <= b, "<="),
+    ("below", lambda v, b: v < b, "<"),
+)
+
+
+def _of_type(tp, name, value):
+    bad = ConfigError(f"{name} = {value!r} is not a valid {_type_name(tp)}")
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise bad
-        out = tuple(_coerce(a, key, v, where) for a, v in zip(args, value))
-        if key == "window" and not out[0] < out[1]:
-            raise ConfigError(f"{where}: window {list(out)} must be [low, high] with low < high")
-        return out
+        return tuple(_of_type(a, name, v) for a, v in zip(args, value))
     if tp is bool:
         if not isinstance(value, bool):
             raise bad
-        return value
-    if tp is int:
+    elif tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            raise bad
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"{where}: {key} = {value!r} is not one of {', '.join(CHOICES[key])}")
-    if key in POSITIVE and value <= 0:
-        raise ConfigError(f"{where}: {key} must be positive, got {value!r}")
-    if key == "test_fraction" and not 0.0 < value < 1.0:
-        raise ConfigError(f"{where}: test_fraction must be between 0 and 1, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} = {value!r}: use a finite number")
+    elif tp is str and not isinstance(value, str):
+        raise bad
     return value
 
 
@@ -328,11 +569,8 @@ def _type_name(tp):
     )
 
 
-def _build(cls, values, where):
-    kwargs = {}
-    for k, v in values.items():
-        kwargs[k] = _check_value(cls, k, v, f"{where}.{k}")
-    return cls(**kwargs)
+def _build(cls, values, where=""):
+    return cls(**{k: _check_value(cls, k, v, where) for k, v in values.items()})
 
 
 def _apply_override(item, merged, top):
@@ -340,12 +578,9 @@ def _apply_override(item, merged, top):
         raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set size=128")
     key, text = item.split("=", 1)
     key = key.strip()
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        value = text
-    if key in ("inputs", "description"):
-        top[key] = value
+    where = f"--set {item}"
+    if key in top:
+        top[key] = _check_value(RunConfig, key, parse_value(RunConfig, key, text), where)
         return
     if "." in key:
         section, field = key.split(".", 1)
@@ -354,11 +589,15 @@ def _apply_override(item, merged, top):
     else:
         owners = [s for s in SECTIONS if key in _fields(_SCHEMA[s])]
         if not owners:
-            known = sorted({f for s in SECTIONS for f in _fields(_SCHEMA[s])} | {"inputs"})
+            known = sorted({f for s in SECTIONS for f in _fields(_SCHEMA[s])} | set(top))
             raise ConfigError(f"--set {item!r}: unknown setting {key!r}; known: {', '.join(known)}")
+        if len(owners) > 1:
+            raise ConfigError(
+                f"--set {item!r}: {key!r} is a setting of both {' and '.join(owners)}; write "
+                f"{' or '.join(f'{s}.{key}' for s in owners)}")
         section, field = owners[0], key
-    _check_value(_SCHEMA[section], field, value, f"--set {item}")
-    merged[section][field] = value
+    value = parse_value(_SCHEMA[section], field, text)
+    merged[section][field] = _check_value(_SCHEMA[section], field, value, where)
 
 
 def _to_python(node, path, lines):

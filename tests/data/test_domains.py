@@ -119,3 +119,29 @@ def test_domain_a_images_are_the_mean_ct_projections(data_dir):
         domain_a_images(data_dir, "frontal", field="styled_ap")
     with pytest.raises(ConfigError, match="view"):
         domain_a_images(data_dir, "axial")
+
+
+def test_unpaired_dataset_shuffles_repeats_and_unpairs_both_domains():
+    from xprospect_tf.data.domains import unpaired_dataset
+
+    n_a, n_b, epochs = 5, 3, 4  # image i of A holds i, image j of B holds 100 + j
+    images_a = np.stack([np.full((8, 8), i, np.float32) for i in range(n_a)])
+    images_b = np.stack([np.full((8, 8), 100 + j, np.float32) for j in range(n_b)])
+    stream = unpaired_dataset(images_a, images_b, batch_size=1, seed=0)
+    pairs = [(int(a[0, 0, 0, 0]), int(b[0, 0, 0, 0])) for a, b in stream.take(n_a * n_b * epochs)]
+    seen_a = [a for a, _ in pairs]
+    seen_b = [b - 100 for _, b in pairs]
+    passes_a = [seen_a[i:i + n_a] for i in range(0, len(seen_a), n_a)]
+    passes_b = [seen_b[i:i + n_b] for i in range(0, len(seen_b), n_b)]
+    assert all(sorted(p) == list(range(n_a)) for p in passes_a)  # repeated: every image once per pass
+    assert all(sorted(p) == list(range(n_b)) for p in passes_b)
+    assert any(p != list(range(n_a)) for p in passes_a)  # shuffled
+    assert any(p != list(range(n_b)) for p in passes_b)
+    assert len({tuple(p) for p in passes_a}) > 1  # reshuffled each pass
+    partners = {a: {b for a2, b in pairs if a2 == a} for a in range(n_a)}
+    assert all(len(p) > 1 for p in partners.values())  # unpaired: an image meets several partners
+    again = [(int(a[0, 0, 0, 0]), int(b[0, 0, 0, 0]))
+             for a, b in unpaired_dataset(images_a, images_b, 1, seed=0).take(len(pairs))]
+    assert again == pairs  # seeded
+    a, b = next(iter(unpaired_dataset(images_a, images_b, batch_size=2, seed=0)))
+    assert a.shape == b.shape == (2, 8, 8, 1)

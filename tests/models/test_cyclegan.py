@@ -88,7 +88,7 @@ def test_generator_config_round_trip(rng):
 
 @pytest.mark.parametrize("size", [4, 18, 16.0])
 def test_generator_rejects_bad_size(size):
-    with pytest.raises(ConfigError, match="multiple of 4"):
+    with pytest.raises(ConfigError, match="style transfer image size = (4|18|16.0): .*(multiple of 4|whole number)"):
         build_resnet_generator(size=size)
 
 
@@ -164,13 +164,23 @@ def test_train_step_updates_all_four_networks(rng):
     assert [m.name for m in gan.metrics] == list(LOSS_NAMES)
 
 
-def test_compile_defaults_are_the_papers():
+def test_compile_defaults_are_the_style_configs():
+    from xprospect_tf.config import StyleConfig
+
+    paper = StyleConfig()
     gan = tiny_gan()
     gan.compile()
     for opt in (gan.g_optimizer, gan.d_optimizer):
-        assert isinstance(opt, keras.optimizers.Nadam)
-        assert opt.use_ema and opt.ema_overwrite_frequency == 100
-        assert np.isclose(float(opt.learning_rate), 2e-5)
+        assert isinstance(opt, keras.optimizers.Nadam)  # the paper's optimizer
+        assert opt.use_ema and opt.ema_overwrite_frequency == paper.ema_every
+        assert np.isclose(float(opt.ema_momentum), paper.ema_momentum)
+        assert np.isclose(float(opt.learning_rate), paper.learning_rate)
+    assert gan.cycle_lambda == paper.cycle_lambda == 20.0  # the paper's lambda
+    gan = make_cyclegan(SIZE, n_residual=0)
+    assert gan.g_ab.get_layer("stem_conv").filters == paper.filters
+    assert gan.d_a.get_layer("conv0").filters == 2 * paper.filters  # CycleGAN's ratio
+    assert not any(isinstance(layer, keras.layers.Conv2DTranspose) for layer in
+                   make_cyclegan(SIZE, n_residual=0, upsampling="resize").g_ab.layers)
     with pytest.raises(ConfigError, match="loss"):
         gan.compile(loss="mse")
     with pytest.raises(ConfigError, match="ema_every"):

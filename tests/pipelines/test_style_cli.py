@@ -1,13 +1,14 @@
 """``xprospect style train / apply / evaluate`` end to end on tiny phantoms (16 px, 4 filters, 1 epoch)."""
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 import pytest
 
-from pipelines.cli import main
-from pipelines.style import train_style_model
+from pipelines.cli import build_parser, main
+from xprospect_tf.config import StyleConfig
 from xprospect_tf.data.prepared import (
     load_case,
     load_prepared,
@@ -16,6 +17,7 @@ from xprospect_tf.data.prepared import (
     write_prepared,
 )
 from xprospect_tf.errors import ConfigError
+from xprospect_tf.training.style import train_style_model
 
 TINY = ["--epochs", "1", "--filters", "4", "--residual-blocks", "1", "--batch-size", "2", "--eager"]
 
@@ -55,7 +57,14 @@ def test_train_writes_generator_config_history_and_samples(runs, data_dir):
     config = _json(os.path.join(out, "config.json"))
     assert config["view"] == "frontal" and config["size"] == 16 and config["filters"] == 4
     assert config["domain_b"] == "phantom-drr:4"  # default: as many phantoms as train cases
-    assert config["learning_rate"] == 2e-5 and config["cycle_lambda"] == 20.0
+    paper = StyleConfig()
+    assert (config["learning_rate"], config["cycle_lambda"]) == (paper.learning_rate, paper.cycle_lambda)
+    assert (config["ema_momentum"], config["ema_every"], config["seed"]) == (0.99, 100, 0)
+    assert list(config) == ["view", "data", "size", "fov_mm", "domain_b", "domain_b_count", "epochs",
+                            "batch_size", "filters", "disc_filters", "n_residual", "upsampling",
+                            "learning_rate", "cycle_lambda", "ema_momentum", "ema_every", "seed"]
+    assert set(os.listdir(out)) <= {"backup", "config.json", "generator.keras", "history.csv",
+                                    "last.keras", "last.keras.json", "samples"}  # the layout, nothing else
     with open(os.path.join(out, "history.csv")) as f:
         assert len(f.read().strip().splitlines()) == 2  # header + one epoch
     from PIL import Image
@@ -66,12 +75,14 @@ def test_train_writes_generator_config_history_and_samples(runs, data_dir):
 def test_second_call_reuses_and_other_settings_are_refused(runs, data_dir):
     out = runs["lateral"]
     before = os.path.getmtime(os.path.join(out, "generator.keras"))
-    result = train_style_model(data_dir, "lateral", out, epochs=1, batch_size=2, filters=4,
-                               n_residual=1, run_eagerly=True)
+    tiny = StyleConfig(epochs=1, batch_size=2, filters=4, n_residual=1)
+    result = train_style_model(data_dir, "lateral", out, tiny, run_eagerly=True)
     assert result["reused"] and result["train_time_s"] is None and "g_loss" in result["history"]
     assert os.path.getmtime(os.path.join(out, "generator.keras")) == before
     with pytest.raises(ConfigError, match="epochs differ"):
-        train_style_model(data_dir, "lateral", out, epochs=2, batch_size=2, filters=4, n_residual=1)
+        train_style_model(data_dir, "lateral", out, dataclasses.replace(tiny, epochs=2))
+    with pytest.raises(ConfigError, match="ema_momentum differ"):
+        train_style_model(data_dir, "lateral", out, dataclasses.replace(tiny, ema_momentum=0.9))
 
 
 def test_apply_writes_styled_fields_equal_to_the_generators_output(runs, styled):
@@ -127,3 +138,40 @@ def test_bad_domain_b_exits_2_with_the_path(tmp_path, data_dir, capsys, spec, me
     err = capsys.readouterr().err
     assert status == 2 and path in err and message in err
     assert not os.path.exists(tmp_path / "run" / "config.json")  # a corrected rerun is not refused
+
+
+def test_style_train_options_are_the_style_config_fields():
+    """The CLI's defaults are StyleConfig's: one home, no second copy."""
+    args = build_parser().parse_args(["style", "train", "--view", "frontal", "--data", "d", "--out", "o"])
+    for field in dataclasses.fields(StyleConfig):
+        assert getattr(args, field.name) == getattr(StyleConfig(), field.name), field.name
+    args = build_parser().parse_args(["style", "evaluate", "--data", "d", "--out", "o"])
+    assert (args.domain_b, args.domain_b_count) == (StyleConfig().domain_b, StyleConfig().domain_b_count)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--epochs", "0", "--epochs: style.epochs = 0: use a positive integer"),
+    ("--learning-rate", ".nan", "--learning-rate: style.learning_rate = nan: use a finite number"),
+    ("--upsampling", "bilinear", "--upsampling: style.upsampling = 'bilinear' is not one of transpose, resize"),
+    ("--ema-momentum", "2", "--ema-momentum: style.ema_momentum = 2.0: use a number <= 1"),
+    ("--residual-blocks", "many", "--residual-blocks: style.n_residual = 'many' is not a valid integer"),
+])
+def test_bad_style_options_exit_2_naming_the_option(tmp_path, data_dir, capsys, option, value, message):
+    out = tmp_path / "run"
+    status = main(["style", "train", "--view", "frontal", "--data", data_dir, "--out", str(out),
+                   option, value])
+    assert status == 2 and message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_options_reach_the_run_config(data_dir, tmp_path):
+    from xprospect_tf.training.style import style_run_config
+
+    args = build_parser().parse_args(["style", "train", "--view", "lateral", "--data", data_dir, "--out", "o",
+                                      "--ema-every", "null", "--domain-b-count", "3", "--seed", "5",
+                                      "--domain-b", "phantom-drr:7", "--residual-blocks", "2"])
+    from pipelines.style import TRAIN, style_from_args
+
+    config = style_run_config(data_dir, "lateral", style_from_args(args, TRAIN))
+    assert (config["ema_every"], config["domain_b_count"], config["seed"]) == (None, 3, 5)
+    assert (config["domain_b"], config["n_residual"], config["size"]) == ("phantom-drr:7", 2, 16)

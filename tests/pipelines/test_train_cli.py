@@ -18,8 +18,8 @@ import pytest
 from pipelines.cli import main
 from xprospect_tf.data.prepared import load_case, phantom_sources, write_prepared
 
-TINY = ["--set", "size=16", "--set", "base_filters=2", "--set", "epochs=1",
-        "--set", "batch_size=2", "--eager"]
+TINY = ["--set", "size=16", "--set", "base_filters=2", "--set", "train.epochs=1",
+        "--set", "train.batch_size=2", "--eager"]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_dry_run_reports_and_flags_a_too_large_batch(tmp_path, capsys):
     report = capsys.readouterr().out
     assert "parameters" in report and "GiB" in report
     status = main(["train", "--row", "512-Dense", "--out", unused, "--dry-run", *TINY,
-                   "--set", "batch_size=1000000"])
+                   "--set", "train.batch_size=1000000"])
     assert status != 0
     assert "limit" in capsys.readouterr().err
     assert not os.path.exists(unused)

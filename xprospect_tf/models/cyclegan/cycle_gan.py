@@ -5,23 +5,23 @@ turn mean-CT projections (domain A) into images that look like real radiographs
 (domain B). Losses: least-squares adversarial, cycle consistency (L1) with the
 paper's ``cycle_lambda = 20`` and CycleGAN's identity loss.
 
-The paper's training changes, all defaults of :func:`compile_cyclegan`:
+The paper's training changes (the defaults of :func:`compile_cyclegan`, read
+from :class:`xprospect_tf.config.StyleConfig`, their one home):
 
 - Nadam instead of Adam;
-- a much lower learning rate than CycleGAN's 2e-4. The paper's exact value
-  could not be looked up here, so ``PAPER_LEARNING_RATE = 2e-5`` (10x lower) is
-  an assumption;
-- an exponential moving average (EMA) of the weights, with the weights
-  periodically reset to their moving average.
+- a learning rate "significantly" below CycleGAN's 2e-4. The paper gives no
+  number; ``StyleConfig.learning_rate`` is ours;
+- an exponential moving average (EMA) of the weights, with the weights reset
+  to their moving average. The paper gives neither the momentum nor the reset
+  interval; ``StyleConfig.ema_momentum`` and ``ema_every`` are ours.
 
 EMA choice: the Keras optimizer's own EMA (``use_ema=True, ema_momentum,
 ema_overwrite_frequency=N``) is used rather than a callback. It does exactly
 what the paper describes (an average updated after every step and written over
 the model's variables every ``N`` steps), needs no extra code, keeps the
 average in the optimizer state (so it is saved in ``.keras`` files and
-checkpoints and restored on resume), and runs on every backend. EMA momentum
-0.99 and a reset every 100 steps are assumptions (values not verified against
-the paper). The average covers both optimizers, generators and discriminators.
+checkpoints and restored on resume), and runs on every backend. The average
+covers both optimizers, generators and discriminators.
 
 Only ``train_step`` / ``test_step`` use TensorFlow (``tf.GradientTape``); the
 losses (:meth:`CycleGAN.compute_losses`) use ``keras.ops`` only.
@@ -32,6 +32,7 @@ import logging
 import keras
 from keras import ops
 
+from xprospect_tf.config import StyleConfig
 from xprospect_tf.errors import ConfigError
 from xprospect_tf.models.cyclegan.discriminator import build_patchgan_discriminator
 from xprospect_tf.models.cyclegan.generator import build_resnet_generator
@@ -39,11 +40,8 @@ from xprospect_tf.training.optimizers import get_optimizer
 
 log = logging.getLogger(__name__)
 
-PAPER_CYCLE_LAMBDA = 20.0
+STYLE = StyleConfig()  # the defaults below; declared once, in config.StyleConfig
 CYCLE_LAMBDA_WARN = 25.0  # the paper: above ~25 the style transfer weakens
-PAPER_LEARNING_RATE = 2e-5  # assumption: the paper's value was not available
-PAPER_EMA_MOMENTUM = 0.99  # assumption
-PAPER_EMA_EVERY = 100  # assumption
 LOSS_NAMES = ("g_loss", "d_loss", "adv_loss", "cycle_loss", "identity_loss")
 
 
@@ -85,11 +83,11 @@ class CycleGAN(keras.Model):
     Example:
         >>> gan = make_cyclegan(16, filters=4, disc_filters=4, n_residual=1)
         >>> gan = compile_cyclegan(gan)
-        >>> gan(keras.ops.zeros((1, 16, 16, 1))).shape
+        >>> tuple(gan(keras.ops.zeros((1, 16, 16, 1))).shape)
         (1, 16, 16, 1)
     """
 
-    def __init__(self, g_ab, g_ba, d_a, d_b, cycle_lambda=PAPER_CYCLE_LAMBDA,
+    def __init__(self, g_ab, g_ba, d_a, d_b, cycle_lambda=STYLE.cycle_lambda,
                  identity_lambda=None, **kwargs):
         super().__init__(**kwargs)
         _check_lambda("cycle_lambda", cycle_lambda)
@@ -139,7 +137,10 @@ class CycleGAN(keras.Model):
                 ``optimizer`` and ``loss`` are not accepted.
 
         Example:
+            >>> gan = make_cyclegan(16, filters=4, disc_filters=4, n_residual=0)
             >>> gan.compile(paper_optimizer(), paper_optimizer(), run_eagerly=True)
+            >>> gan.g_optimizer.use_ema
+            True
         """
         for key in ("optimizer", "loss"):
             if key in kwargs:
@@ -165,7 +166,10 @@ class CycleGAN(keras.Model):
             ``identity_loss`` are unweighted sums over both directions).
 
         Example:
-            >>> gan.compute_losses(a, b)["g_loss"]
+            >>> gan = make_cyclegan(16, filters=4, disc_filters=4, n_residual=0)
+            >>> x = keras.ops.zeros((1, 16, 16, 1))
+            >>> sorted(gan.compute_losses(x, x))
+            ['adv_loss', 'cycle_loss', 'd_loss', 'g_loss', 'identity_loss']
         """
         fake_b = self.g_ab(real_a, training=training)
         fake_a = self.g_ba(real_b, training=training)
@@ -242,15 +246,15 @@ class CycleGAN(keras.Model):
             )
 
 
-def paper_optimizer(learning_rate=PAPER_LEARNING_RATE, ema_momentum=PAPER_EMA_MOMENTUM,
-                    ema_every=PAPER_EMA_EVERY):
+def paper_optimizer(learning_rate=STYLE.learning_rate, ema_momentum=STYLE.ema_momentum,
+                    ema_every=STYLE.ema_every):
     """Nadam with an EMA of the weights reset into the model every ``ema_every`` steps.
 
     Section 3.1 of XprospeCT (Paulson et al., 2024). ``ema_every=None`` keeps
     the average without resetting; ``ema_momentum=None`` disables the EMA.
 
     Args:
-        learning_rate: the learning rate (2e-5 by default; see the module note).
+        learning_rate: the learning rate (default: ``StyleConfig().learning_rate``).
         ema_momentum: momentum of the moving average, in [0, 1], or ``None``.
         ema_every: overwrite the variables with their average every this many
             optimizer steps, or ``None``.
@@ -274,15 +278,16 @@ def paper_optimizer(learning_rate=PAPER_LEARNING_RATE, ema_momentum=PAPER_EMA_MO
                          ema_overwrite_frequency=ema_every)
 
 
-def make_cyclegan(size, filters=32, disc_filters=64, n_residual=None, n_layers=3,
-                  cycle_lambda=PAPER_CYCLE_LAMBDA, identity_lambda=None, upsampling="transpose",
-                  name=None):
+def make_cyclegan(size, filters=STYLE.filters, disc_filters=None, n_residual=STYLE.n_residual,
+                  n_layers=3, cycle_lambda=STYLE.cycle_lambda, identity_lambda=None,
+                  upsampling=STYLE.upsampling, name=None):
     """Build an (uncompiled) CycleGAN for ``(size, size, 1)`` images of one view.
 
     Args:
         size: image side (a multiple of 4, at least 8).
         filters: first-layer channels of the generators.
-        disc_filters: first-layer channels of the discriminators.
+        disc_filters: first-layer channels of the discriminators (``None``:
+            ``2 * filters``, CycleGAN's ratio).
         n_residual: residual blocks per generator (``None``: 6 up to 128, 9 above).
         n_layers: stride-2 layers of the PatchGAN (reduced for small images).
         cycle_lambda: cycle-consistency weight (paper: 20; > 25 weakens styling).
@@ -299,6 +304,7 @@ def make_cyclegan(size, filters=32, disc_filters=64, n_residual=None, n_layers=3
         >>> gan.d_b.output_shape
         (None, 2, 2, 1)
     """
+    disc_filters = 2 * filters if disc_filters is None else disc_filters
     generator = dict(size=size, filters=filters, n_residual=n_residual, upsampling=upsampling)
     discriminator = dict(size=size, filters=disc_filters, n_layers=n_layers)
     return CycleGAN(
@@ -311,9 +317,11 @@ def make_cyclegan(size, filters=32, disc_filters=64, n_residual=None, n_layers=3
     )
 
 
-def compile_cyclegan(model, learning_rate=PAPER_LEARNING_RATE, ema_momentum=PAPER_EMA_MOMENTUM,
-                     ema_every=PAPER_EMA_EVERY, run_eagerly=False):
+def compile_cyclegan(model, learning_rate=STYLE.learning_rate, ema_momentum=STYLE.ema_momentum,
+                     ema_every=STYLE.ema_every, run_eagerly=False):
     """Compile ``model`` with the paper's training set-up (Nadam, low LR, EMA resets).
+
+    The defaults are :class:`xprospect_tf.config.StyleConfig`'s.
 
     Args:
         model: a :class:`CycleGAN`.
@@ -327,8 +335,8 @@ def compile_cyclegan(model, learning_rate=PAPER_LEARNING_RATE, ema_momentum=PAPE
         ``model`` (compiled in place).
 
     Example:
-        >>> compile_cyclegan(make_cyclegan(16, 4, 4, 1), learning_rate=1e-4).g_optimizer.name
-        'nadam'
+        >>> type(compile_cyclegan(make_cyclegan(16, 4, 4, 1), learning_rate=1e-4).g_optimizer).__name__
+        'Nadam'
     """
     model.compile(
         g_optimizer=paper_optimizer(learning_rate, ema_momentum, ema_every),

@@ -62,7 +62,7 @@ def build_patchgan_discriminator(size=64, filters=64, n_layers=3, name=None):
 
     Example:
         >>> d = build_patchgan_discriminator(size=16, filters=4)
-        >>> d(keras.ops.zeros((2, 16, 16, 1))).shape
+        >>> tuple(d(keras.ops.zeros((2, 16, 16, 1))).shape)
         (2, 2, 2, 1)
     """
     _check_discriminator_args(size, filters, n_layers)

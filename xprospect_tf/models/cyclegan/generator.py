@@ -12,9 +12,12 @@ output is a sigmoid, since the images are float32 in [0, 1], shape ``(H, W, 1)``
 import keras
 from keras import ops
 
+from xprospect_tf.checks import check_style_size
 from xprospect_tf.errors import ConfigError
 
-MIN_SIZE = 8  # the residual blocks' 1-pixel reflection needs >= 2x2 features
+UPSAMPLING = ("transpose", "resize")
+"""The generator's up-sampling choices (the registry behind ``style.upsampling``):
+CycleGAN's stride-2 transposed convolutions, or 2x resize + convolution."""
 
 
 @keras.saving.register_keras_serializable(package="xprospect_tf")
@@ -33,7 +36,7 @@ class ReflectionPadding2D(keras.layers.Layer):
         a ``(B, H + 2 * pad_rows, W + 2 * pad_cols, C)`` tensor.
 
     Example:
-        >>> ReflectionPadding2D(1)(keras.ops.zeros((1, 4, 4, 1))).shape
+        >>> tuple(ReflectionPadding2D(1)(keras.ops.zeros((1, 4, 4, 1))).shape)
         (1, 6, 6, 1)
     """
 
@@ -80,10 +83,7 @@ def default_residual_blocks(size):
     return 9 if size > 128 else 6
 
 
-UPSAMPLING = ("transpose", "resize")
-
-
-def build_resnet_generator(size=64, filters=32, n_residual=None, upsampling="transpose", name=None):
+def build_resnet_generator(size=64, filters=32, n_residual=None, upsampling=UPSAMPLING[0], name=None):
     """Build the CycleGAN ResNet generator for ``(size, size, 1)`` images in [0, 1].
 
     Section 3.1 of XprospeCT (Paulson et al., 2024): the style-transfer network
@@ -107,7 +107,7 @@ def build_resnet_generator(size=64, filters=32, n_residual=None, upsampling="tra
 
     Example:
         >>> g = build_resnet_generator(size=16, filters=4, n_residual=1)
-        >>> g(keras.ops.zeros((2, 16, 16, 1))).shape
+        >>> tuple(g(keras.ops.zeros((2, 16, 16, 1))).shape)
         (2, 16, 16, 1)
     """
     _check_generator_args(size, filters, n_residual)
@@ -135,11 +135,7 @@ def build_resnet_generator(size=64, filters=32, n_residual=None, upsampling="tra
 
 
 def _check_generator_args(size, filters, n_residual):
-    if not isinstance(size, int) or size < MIN_SIZE or size % 4:
-        raise ConfigError(
-            f"style transfer image size: got {size!r}; use a multiple of 4 that is at least "
-            f"{MIN_SIZE} (the generator down-samples twice by 2)"
-        )
+    check_style_size(size, "style transfer image size")
     if not isinstance(filters, int) or filters < 1:
         raise ConfigError(f"generator filters: got {filters!r}; use a positive integer")
     if n_residual is not None and (not isinstance(n_residual, int) or n_residual < 0):
