@@ -16,7 +16,7 @@ def add_config_args(parser):
     parser.add_argument("--preset", default="smoke", help="data/training preset (default: smoke)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override any experiment field, e.g. --set size=128 --set batch_size=2",
+        help="override any experiment field, e.g. --set size=128 --set train.batch_size=2 (a name two sections share needs its section)",
     )
     parser.add_argument("--experiments", default=None, help="experiments.yaml to read")
     parser.add_argument(

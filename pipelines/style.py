@@ -68,14 +68,6 @@ def style_from_args(args, names):
     return with_settings(StyleConfig(), {n: getattr(args, n) for n in names}, where=flag)
 
 
-def ensure_styled(data_dir, style, root, run_eagerly=False):
-    """Train or reuse both views' style models and stylize ``data_dir``: see
-    :func:`xprospect_tf.training.style.ensure_styled` (imported on use: ``--help`` stays light)."""
-    from xprospect_tf.training import style as workflow
-
-    return workflow.ensure_styled(data_dir, style, root, run_eagerly=run_eagerly)
-
-
 def _train_main(args):
     from xprospect_tf.training.style import train_style_model
 

@@ -61,7 +61,7 @@ def _run_or_reuse(cfg, args, data_dir):
     log.info("%s: training in %s", cfg.row, run_dir)
     style_time = None
     if cfg.inputs == "styled":  # the style models are shared by all styled rows of the table
-        from pipelines.style import ensure_styled
+        from xprospect_tf.training.style import ensure_styled
 
         runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
         style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())

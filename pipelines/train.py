@@ -19,13 +19,14 @@ import numpy as np
 
 from pipelines.common import add_config_args, claim_run_dir, ensure_dataset, log, resolve
 from xprospect_tf.files import atomic_path, write_json
+from xprospect_tf.training.strategy import STRATEGIES
 
 
 def register(sub):
     p = sub.add_parser("train", help="train one experiments.yaml row and evaluate it on the test split")
     p.add_argument("--row", required=True, help="row name, e.g. '512-Dense'")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--strategy", choices=("default", "mirrored"), default=None,
+    p.add_argument("--strategy", choices=STRATEGIES, default=None,
                    help="distribution strategy (mirrored: all visible GPUs)")
     p.add_argument("--dry-run", action="store_true",
                    help="build the model, print the tensor-size/memory report, do not train")
@@ -41,7 +42,7 @@ def main(args):
     data_dir = ensure_dataset(cfg.data, args.data, os.path.join(args.out, "data"))
     style_time = None
     if cfg.inputs == "styled":
-        from pipelines.style import ensure_styled
+        from xprospect_tf.training.style import ensure_styled
 
         runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
         style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())

@@ -37,10 +37,10 @@ def test_phantom_drr_images_are_drrs_of_unseen_phantoms(data_dir, view, index):
     volume = phantom_volume(size=SIZE, seed=DOMAIN_B_FIRST_SEED + 2)
     np.testing.assert_allclose(images[2], drr(volume.hu, volume.spacing)[index], atol=1e-6)
     manifest = read_manifest(data_dir)
-    seeds_a = {int(c["source"].split("=")[1]) for c in manifest["cases"]}
+    seeds_a = {int(c["source"].split("=")[1]) for c in manifest.cases}
     assert seeds_a.isdisjoint(range(DOMAIN_B_FIRST_SEED, DOMAIN_B_FIRST_SEED + 3))
     field = "drr_ap" if view == "frontal" else "drr_lateral"
-    for case in manifest["cases"]:
+    for case in manifest.cases:
         drr_a = load_case(data_dir, case["id"])[field]
         assert np.abs(images - drr_a).max(axis=(1, 2)).min() > 1e-3  # no domain-A case among them
 
@@ -109,7 +109,7 @@ def test_chexpert_csv_without_the_view(tmp_path):
 def test_domain_a_images_are_the_mean_ct_projections(data_dir):
     ids, ap = domain_a_images(data_dir, "frontal")
     _, lat = domain_a_images(data_dir, "lateral", split="all")
-    train = sorted(c["id"] for c in read_manifest(data_dir)["cases"] if c["split"] == "train")
+    train = read_manifest(data_dir).ids("train")
     assert ids == train and ap.shape == (3, SIZE, SIZE) and lat.shape == (4, SIZE, SIZE)
     ct = load_case(data_dir, ids[1])["ct"]
     np.testing.assert_allclose(ap[1], ct.mean(axis=2), atol=1e-4)  # uint16-stored ct vs float mean

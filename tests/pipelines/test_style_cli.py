@@ -89,9 +89,9 @@ def test_apply_writes_styled_fields_equal_to_the_generators_output(runs, styled)
     import keras
 
     manifest = read_manifest(styled)
-    assert all(set(c["fields"]) == {"styled_ap", "styled_lateral"} for c in manifest["cases"])
+    assert all(set(c["fields"]) == {"styled_ap", "styled_lateral"} for c in manifest.cases)
     generators = {v: keras.models.load_model(os.path.join(runs[v], "generator.keras")) for v in runs}
-    for case in manifest["cases"]:
+    for case in manifest.cases:
         c = load_case(styled, case["id"])
         for view, source, field in (("frontal", "ap", "styled_ap"), ("lateral", "lateral", "styled_lateral")):
             expected = np.asarray(generators[view](c[source][None, :, :, None]))[0, :, :, 0]
@@ -115,7 +115,7 @@ def test_evaluate_writes_metrics_matching_a_recomputation_and_the_figure(styled,
     assert main(["style", "evaluate", "--data", styled, "--out", out]) == 0
     report = _json(os.path.join(out, "style_metrics.json"))
     assert os.path.getsize(os.path.join(out, "style_figure.png")) > 0
-    ids = sorted(c["id"] for c in read_manifest(styled)["cases"])
+    ids = read_manifest(styled).ids()
     cases = [load_case(styled, i) for i in ids]
     ap = np.stack([c["ap"] for c in cases])
     styled_ap = np.stack([c["styled_ap"] for c in cases])

@@ -215,7 +215,7 @@ def test_styled_row_trains_style_models_then_the_reconstruction(data_dir, tmp_pa
                  *TINY, *tiny_style]) == 0
     for view in ("frontal", "lateral"):
         assert os.path.exists(os.path.join(out, f"style-{view}", "generator.keras"))
-    assert all({"styled_ap", "styled_lateral"} <= set(c["fields"]) for c in read_manifest(data)["cases"])
+    assert all({"styled_ap", "styled_lateral"} <= set(c["fields"]) for c in read_manifest(data).cases)
     res = _results(out)
     assert res["inputs"] == "styled" and res["config"]["style"]["epochs"] == 1
 

@@ -155,23 +155,10 @@ def domain_a_images(prepared_dir, view, split="train", field=None):
         InputError: not a finished prepared dataset, no case in ``split``, or
             a case lacks ``field``.
     """
-    from xprospect_tf.data.prepared import BASE_FIELDS, SPLITS, load_case, read_manifest
+    from xprospect_tf.data.prepared import Manifest, load_case
 
     field = field or VIEW_FIELDS[check_view(view)]
-    if split not in SPLITS:
-        raise ConfigError(f"split={split!r}: choose one of {SPLITS}")
-    manifest = read_manifest(prepared_dir)
-    if not manifest.get("complete", False):
-        raise InputError(f"{prepared_dir}: preparation was not finished; rerun xprospect data prepare")
-    cases = sorted((c for c in manifest["cases"] if split == "all" or c["split"] == split),
-                   key=lambda c: c["id"])
-    if not cases:
-        raise InputError(f"{prepared_dir}: no {split!r} cases in this prepared dataset; prepare more cases")
-    lacking = [c["id"] for c in cases
-               if field not in BASE_FIELDS and field not in c.get("fields", ())]
-    if lacking:
-        raise InputError(f"{prepared_dir}: case {lacking[0]} (and {len(lacking) - 1} more) lack "
-                         f"the field {field!r}; run xprospect style apply on this dataset first")
+    cases = sorted(Manifest.read(prepared_dir).entries(split, fields=(field,)), key=lambda c: c["id"])
     ids = [c["id"] for c in cases]
     return ids, np.stack([load_case(prepared_dir, i)[field] for i in ids]).astype(np.float32)
 

@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 import time
 
@@ -44,6 +43,7 @@ from xprospect_tf.data.domains import (
 )
 from xprospect_tf.errors import ConfigError, InputError
 from xprospect_tf.files import atomic_path, write_json
+from xprospect_tf.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -124,23 +124,15 @@ def train_style_model(data_dir, view, out_dir, style, run_eagerly=False, replace
         ConfigError: ``out_dir`` holds a style run with other hyper-parameters.
     """
     config = style_run_config(data_dir, view, style)
-    generator = os.path.join(out_dir, GENERATOR)
-    previous = read_style_config(out_dir)
-    if previous is not None and previous != config:
-        changed = sorted(k for k in set(config) | set(previous) if previous.get(k) != config.get(k))
-        if replace:
-            log.warning("%s: settings changed (%s); retraining", out_dir, ", ".join(changed))
-            shutil.rmtree(out_dir)
-            return train_style_model(data_dir, view, out_dir, style, run_eagerly)
-        raise ConfigError(
-            f"{out_dir}: holds a style run with other settings ({', '.join(changed)} differ); "
-            "use a new --out folder, or delete this one to retrain")
+    folder = RunFolder(out_dir, kind="style run")
+    generator = folder.file(GENERATOR)
+    same = folder.claim(config, replace=replace, write=False, compare=_with_defaults)
     result = {"run_dir": out_dir, "generator": generator, "config": config}
-    if previous is not None and os.path.exists(generator):
+    if same and os.path.exists(generator):
         log.info("%s: reusing the trained %s style model", out_dir, view)
         return {**result, "reused": True, "train_time_s": None, "history": _last_history(out_dir)}
     images_a, images_b = _domain_images(config, data_dir)  # input errors before any file is written
-    write_json(os.path.join(out_dir, CONFIG), config)
+    folder.claim(config)
     t0 = time.perf_counter()
     gan = _fit_cyclegan(config, out_dir, images_a, images_b, run_eagerly)
     with atomic_path(generator) as tmp:
@@ -212,18 +204,16 @@ def read_style_config(run_dir):
     Settings added to :class:`~xprospect_tf.config.StyleConfig` after the run
     was trained read as their defaults (the run used them).
     """
-    path = os.path.join(run_dir, CONFIG)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            config = json.load(f)
-    except ValueError as e:
-        raise InputError(f"{path}: corrupt ({e}); delete the style run folder and train again") from None
+    config = RunFolder(run_dir, kind="style run").read_config()
+    return None if config is None else _with_defaults(config)
+
+
+def _with_defaults(config):
+    config = dict(config)
     for field in dataclasses.fields(StyleConfig):
         if field.name not in config and field.name != "domain_b":
             config[field.name] = field.default
-    return config
+    return json.loads(json.dumps(config))
 
 
 def _last_history(out_dir):
@@ -237,11 +227,10 @@ def _last_history(out_dir):
 
 def _dataset_facts(data_dir):
     """``(size, fov_mm, n_train)`` of a prepared dataset: the one place this module reads its manifest."""
-    from xprospect_tf.data.prepared import read_manifest
+    from xprospect_tf.data.prepared import Manifest
 
-    manifest = read_manifest(data_dir)
-    n_train = sum(c["split"] == "train" for c in manifest["cases"])
-    return int(manifest["size"]), float(manifest["fov_mm"]), n_train
+    manifest = Manifest.read(data_dir)
+    return manifest.size, manifest.fov_mm, len(manifest.ids("train"))
 
 
 # ----------------------------------------------------------------------------- apply

@@ -216,17 +216,6 @@ class Manifest:
                 "fov_mm": self.fov_mm, "spacing_mm": self.spacing_mm, "split_seed": self.split_seed,
                 "complete": self.complete, "cases": self.cases, "failed": self.failed, **self.extra}
 
-    def __getitem__(self, key):
-        """``manifest["size"]``: the ``manifest.json`` key, for code written when this was a dict.
-
-        Prefer the attributes and methods; this keeps older readers working.
-        """
-        return self.to_dict()[key]
-
-    def get(self, key, default=None):
-        """``manifest.get(key)``, as :meth:`__getitem__` (for older readers)."""
-        return self.to_dict().get(key, default)
-
     def __repr__(self):
         return f"Manifest({self.path!r}, size={self.size}, cases={len(self.cases)}, complete={self.complete})"
 
