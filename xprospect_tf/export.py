@@ -22,6 +22,7 @@ import os
 
 from xprospect_tf.errors import InputError
 from xprospect_tf.files import atomic_dir, write_json
+from xprospect_tf.outputs import check_output_folder
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ KERAS_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 SAVED_MODEL_DIR = "saved_model"
 SERVING_ENDPOINT = "serving_default"
+
+
+def is_export(folder):
+    """Whether ``folder`` holds an export written by :func:`export_model`."""
+    return os.path.isfile(os.path.join(folder, KERAS_FILE)) and os.path.isdir(os.path.join(folder, SAVED_MODEL_DIR))
 
 
 def _input_specs(model):
@@ -55,16 +61,19 @@ def _serving_fn(model):
     return serve
 
 
-def export_model(model, out_dir, config=None):
+def export_model(model, out_dir, config=None, overwrite=False):
     """Write ``out_dir/model.keras`` and the SavedModel ``out_dir/saved_model/``.
 
     Args:
         model: a functional Keras model with named inputs (the reconstruction
             model: ``frontal`` and ``lateral``, output ``ct``).
-        out_dir: the folder to create (replaced atomically if it exists).
+        out_dir: the folder to create. An earlier export there is replaced
+            atomically; a folder holding anything else is refused (InputError),
+            unless ``overwrite``.
         config: the run's configuration (a JSON-able dict, e.g.
             ``RunConfig.to_dict()``), written as ``config.json`` beside the
             model and inside the SavedModel (``assets.extra/config.json``).
+        overwrite: replace ``out_dir`` even if it holds other files (they are deleted).
 
     Returns:
         dict with the paths ``keras`` and ``saved_model``.
@@ -77,6 +86,7 @@ def export_model(model, out_dir, config=None):
     import keras
 
     out_dir = os.path.abspath(os.fspath(out_dir))
+    check_output_folder(out_dir, "model export", is_export, overwrite)
     specs = _input_specs(model)
     with atomic_dir(out_dir) as tmp:
         model.save(os.path.join(tmp, KERAS_FILE))
