@@ -43,6 +43,8 @@ def _add_settings_args(parser):
                         help=f"HU window mapped to [0, 1] (default: {low:g} {high:g})")
     parser.add_argument("--fov", type=float, default=DEFAULT_FOV_MM, metavar="MM",
                         help=f"cube side in mm (default: {DEFAULT_FOV_MM:g})")
+    parser.add_argument("--series", default=None, metavar="UID",
+                        help="for DICOM folders holding several series: the SeriesInstanceUID (or index) to read")
 
 
 def _settings(args):
@@ -72,6 +74,7 @@ def _prepare(sources, args):
         manifest = write_prepared(
             sources, args.out, size=size, window=window, fov_mm=fov_mm,
             test_count=args.test_count, split_seed=args.split_seed, workers=args.workers,
+            series=args.series,
         )
         if not manifest.cases:
             reasons = "; ".join(f"{f['source']}: {f['reason']}" for f in manifest.failed[:3])
@@ -132,6 +135,6 @@ def _preview_arrays(args):
     from xprospect_tf.data.readers import read_volume
 
     size, window, fov_mm = _settings(args)
-    volume = read_volume(path)
+    volume = read_volume(path, series=args.series)
     arrays = prepared.case_arrays(volume, size, window, fov_mm)
     return arrays, f"{path} ({size}^3, {fov_mm:g} mm)"
