@@ -145,7 +145,9 @@ def test_choices_come_from_the_registries(exp, monkeypatch):
                                             "architecture=vit", "inputs=sketch", "upsampling=bilinear"])
     assert (cfg.train.loss, cfg.train.optimizer, cfg.train.strategy) == ("huber", "sgd", "tpu")
     assert (cfg.model.architecture, cfg.inputs, cfg.style.upsampling) == ("vit", "sketch", "bilinear")
-    assert exp.resolve("Mean volume", "smoke").model.architecture in reconstruction.BASELINES
+    from xprospect_tf.models.baselines import BASELINES
+
+    assert exp.resolve("Mean volume", "smoke").model.architecture in BASELINES
 
 
 @pytest.mark.parametrize("key", ["epochs", "batch_size", "learning_rate"])
