@@ -79,9 +79,19 @@ def export_model(model, out_dir, config=None, overwrite=False):
         dict with the paths ``keras`` and ``saved_model``.
 
     Example:
-        >>> paths = export_model(model, "exports/512-dense")
-        >>> served = tf.saved_model.load(paths["saved_model"]).signatures["serving_default"]
-        >>> ct = served(frontal=ap[None], lateral=lat[None])["ct"]
+        >>> import os, tempfile
+        >>> import keras, numpy as np, tensorflow as tf
+        >>> frontal, lateral = keras.Input((4, 4, 1), name="frontal"), keras.Input((4, 4, 1), name="lateral")
+        >>> ct = keras.layers.Reshape((4, 4, 2, 1), name="ct")(keras.layers.Concatenate()([frontal, lateral]))
+        >>> model = keras.Model([frontal, lateral], ct)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     paths = export_model(model, os.path.join(d, "64-dense"), config={"data": {"size": 4}})
+        ...     served = tf.saved_model.load(paths["saved_model"]).signatures["serving_default"]
+        ...     out = served(frontal=tf.ones((1, 4, 4, 1)), lateral=tf.zeros((1, 4, 4, 1)))["ct"]
+        ...     sorted(os.listdir(os.path.join(d, "64-dense")))
+        ['config.json', 'model.keras', 'saved_model']
+        >>> tuple(out.shape), float(out[0, 0, 0, 0, 0]), float(out[0, 0, 0, 1, 0])
+        ((1, 4, 4, 2, 1), 1.0, 0.0)
     """
     import keras
 
@@ -115,7 +125,17 @@ def load_keras_model(path, compile=True):
         InputError: the file is missing or cannot be read as a Keras model.
 
     Example:
-        >>> model = load_keras_model("exports/512-dense")
+        >>> import os, tempfile
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     model.save(os.path.join(d, "model.keras"))
+        ...     loaded = load_keras_model(d, compile=False)  # the folder or the .keras file
+        >>> loaded.count_params()
+        3
+        >>> load_keras_model("no/such/model.keras")
+        Traceback (most recent call last):
+        xprospect_tf.errors.InputError: no/such/model.keras: model file not found; pass the .keras file written by training or export
     """
     import keras
 

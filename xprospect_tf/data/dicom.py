@@ -56,7 +56,11 @@ def read_dicom(path, headers_only=False):
         A ``pydicom.Dataset``.
 
     Example:
-        >>> ds = read_dicom("slice001.dcm", headers_only=True)  # doctest: +SKIP
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> ds = read_dicom(path, headers_only=True)
+        >>> ds.Modality, ds.Rows, "PixelData" in ds
+        ('CT', 128, False)
     """
     import pydicom
 
@@ -80,7 +84,11 @@ def pixel_array(ds, path):
         The numpy pixel array (frames/samples as pydicom returns them).
 
     Example:
-        >>> arr = pixel_array(read_dicom("slice001.dcm"), "slice001.dcm")  # doctest: +SKIP
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> arr = pixel_array(read_dicom(path), path)
+        >>> arr.shape, arr.dtype
+        ((128, 128), dtype('int16'))
     """
     if "PixelData" not in ds:
         raise InputError(f"{path}: this DICOM file holds no image (no PixelData element)")
@@ -114,9 +122,13 @@ def refuse_single_file(path):
         InputError: always.
 
     Example:
-        >>> refuse_single_file("CT_small.dcm")  # doctest: +SKIP
-        Traceback (most recent call last):
-        InputError: CT_small.dcm: a 2D image, not a volume; ...
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> try:
+        ...     refuse_single_file(path)
+        ... except InputError as e:
+        ...     print(str(e).split(": ", 1)[1][:39])
+        a 2D image, not a volume; use read_xray
     """
     ds = read_dicom(path, headers_only=True)
     if _number_of_frames(ds) > 1:
@@ -302,7 +314,18 @@ def read_ct_series(folder, series=None):
         4x4 RAS+ affine (to be reoriented by the caller).
 
     Example:
-        >>> hu, affine = read_ct_series("patient1/CT")  # doctest: +SKIP
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:  # three slices 5 mm apart
+        ...     for i in range(3):
+        ...         ds = read_dicom(path)
+        ...         ds.ImagePositionPatient = [0.0, 0.0, -5.0 * i]
+        ...         ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{i}"
+        ...         ds.save_as(os.path.join(d, f"{i}.dcm"))
+        ...     hu, affine = read_ct_series(d)
+        >>> hu.shape, hu.dtype
+        ((3, 128, 128), dtype('float32'))
     """
     headers = _scan_folder(folder)
     if not headers:
@@ -364,7 +387,11 @@ def read_dicom_radiograph(path):
         float64 array ``(rows, cols)``, not yet normalized.
 
     Example:
-        >>> img = read_dicom_radiograph("chest_pa.dcm")  # doctest: +SKIP
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> img = read_dicom_radiograph(path)
+        >>> img.shape, img.dtype
+        ((128, 128), dtype('float64'))
     """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 

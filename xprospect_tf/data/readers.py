@@ -58,9 +58,13 @@ def read_volume(path, series=None):
             DICOM series, incomplete series, NaN/inf voxels.
 
     Example:
-        >>> vol = read_volume("case1.nii.gz")  # doctest: +SKIP
-        >>> vol.hu.shape, vol.spacing  # doctest: +SKIP
-        ((120, 512, 512), (2.5, 0.7, 0.7))
+        >>> import os, tempfile
+        >>> from xprospect_tf.data.volume import Volume, write_nifti
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = write_nifti(Volume(np.zeros((6, 4, 5)), (2.5, 0.75, 1.25)), os.path.join(d, "case1.nii.gz"))
+        ...     vol = read_volume(path)
+        >>> vol.hu.shape, vol.spacing
+        ((6, 4, 5), (2.5, 0.75, 1.25))
     """
     source = str(path)
     path = os.fspath(path)
@@ -143,7 +147,12 @@ def read_rad_chestct(path):
         ``(hu, spacing)``: float32 array ``(z, x, y)`` and spacing along it, mm.
 
     Example:
-        >>> hu, spacing = read_rad_chestct("trn00001.npz")  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:  # (slice, row, column) = (z, y, x)
+        ...     np.savez(os.path.join(d, "trn00001.npz"), ct=np.zeros((3, 4, 5), np.int16))
+        ...     hu, spacing = read_rad_chestct(os.path.join(d, "trn00001.npz"))
+        >>> hu.shape, hu.dtype, spacing
+        ((3, 5, 4), dtype('float32'), (0.8, 0.8, 0.8))
     """
     spacing = RAD_CHESTCT_SPACING
     try:
@@ -208,9 +217,13 @@ def read_xray(path):
         InputError: missing, corrupt, blank, 3D / multi-frame or unsupported file.
 
     Example:
-        >>> img = read_xray("view1_frontal.jpg")  # doctest: +SKIP
-        >>> img.dtype, float(img.min()), float(img.max())  # doctest: +SKIP
-        (dtype('float32'), 0.0, 1.0)
+        >>> import os, tempfile
+        >>> from PIL import Image
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     Image.fromarray(np.arange(0, 240, 10, np.uint8).reshape(4, 6)).save(os.path.join(d, "view1_frontal.png"))
+        ...     img = read_xray(os.path.join(d, "view1_frontal.png"))
+        >>> img.shape, img.dtype, float(img.min()), float(img.max())
+        ((4, 6), dtype('float32'), 0.0, 1.0)
     """
     source = str(path)
     path = os.fspath(path)
