@@ -12,6 +12,10 @@ import numpy as np
 
 # -- tiny CT folders and prepared datasets ----------------------------------------------
 
+TINY_ROW = ["--set", "size=16", "--set", "base_filters=2", "--set", "train.epochs=1",
+            "--set", "train.batch_size=2", "--eager"]
+"""``xprospect train/table1`` options that shrink a row to seconds: 16^3, 2 filters, 1 epoch, eager."""
+
 SIZE = 16
 """Cube side of the prepared test datasets."""
 

@@ -16,11 +16,9 @@ import numpy as np
 import pytest
 
 from pipelines.cli import main
+from tests.helpers import TINY_ROW as TINY
 from tests.helpers import read_json
 from xprospect_tf.data.prepared import load_case
-
-TINY = ["--set", "size=16", "--set", "base_filters=2", "--set", "train.epochs=1",
-        "--set", "train.batch_size=2", "--eager"]
 
 
 @pytest.fixture(scope="module")

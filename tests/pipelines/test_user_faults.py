@@ -11,18 +11,15 @@ import sys
 import pytest
 
 from pipelines.cli import main
-from xprospect_tf.data.prepared import phantom_sources, write_prepared
+from tests.helpers import TINY_ROW as TINY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY = ["--set", "size=16", "--set", "base_filters=2", "--set", "train.epochs=1",
-        "--set", "train.batch_size=2", "--eager"]
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("data") / "phantoms-16")
-    write_prepared(phantom_sources(6, seed=0), out, size=16, test_count=2, workers=1, progress=False)
-    return out
+def data_dir(phantom_dataset):
+    """Six 16^3 phantoms, two test cases (shared, read-only)."""
+    return phantom_dataset
 
 
 @pytest.fixture(scope="module")
