@@ -202,24 +202,23 @@ def _choose_series(series_list, series, folder):
 def _scan_folder(folder):
     """(path, header dataset) for every DICOM image file under ``folder``.
 
-    Files that are not DICOM at all (a README, a .DS_Store) and DICOM files that
-    hold no image by their SOP class (DICOMDIR, reports) are skipped. A broken
-    DICOM file is an error naming it, never a silent skip: an empty file, one
-    named ``*.dcm`` or laid out like DICOM (zero preamble, file meta group) but
-    without its ``DICM`` marker, and an image file truncated before its
-    ``Rows`` (pydicom reads truncated files without complaint).
+    Files that are not DICOM at all (a README, notes.txt, .DS_Store) and DICOM
+    files that hold no image by their SOP class (DICOMDIR, reports) are skipped.
+    A broken DICOM file is an error naming it, never a silent skip (losing an
+    end slice would go unnoticed): a file without the ``DICM`` marker that is
+    named like DICOM (``*.dcm``), or is not named like a foreign file (no
+    alphabetic extension) and is empty, starts like the preamble of the DICOM
+    files beside it, or has the file meta group where it belongs; and an image
+    file truncated before its ``Rows`` (pydicom reads truncated files without
+    complaint).
     """
-    found = []
+    found, others, preambles = [], [], set()
     for path in sorted_files(folder):
         if not is_dicom_file(path):
-            if _looks_like_broken_dicom(path):
-                raise InputError(
-                    f"{path}: a damaged DICOM file in {folder} (empty, truncated, or its 'DICM' "
-                    "marker at byte 128 is corrupt); copy it again, or remove it from the folder"
-                )
-            logger.debug("skipping %s: not a DICOM file", path)
+            others.append(path)
             continue
         ds = read_dicom(path, headers_only=True)
+        preambles.add(bytes(getattr(ds, "preamble", None) or b""))
         if "Rows" not in ds:
             sop_class = getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", None)
             if sop_class is None or "Image Storage" in getattr(sop_class, "name", ""):
@@ -231,25 +230,36 @@ def _scan_folder(folder):
             logger.debug("skipping %s: a DICOM file without an image (%s)", path, sop_class.name)
             continue
         found.append((path, ds))
+    for path in others:
+        if _looks_like_broken_dicom(path, preambles):
+            raise InputError(
+                f"{path}: a damaged DICOM file in {folder} (empty, truncated, or its 'DICM' "
+                "marker at byte 128 is corrupt); copy it again, or remove it from the folder"
+            )
+        logger.debug("skipping %s: not a DICOM file", path)
     return found
 
 
-def _looks_like_broken_dicom(path):
+def _looks_like_broken_dicom(path, preambles=()):
     """Whether a file that is not valid DICOM Part 10 still claims or looks to be DICOM."""
     import os
 
     name = os.path.basename(path)
     if name.startswith("."):
         return False  # hidden files (.DS_Store, editor backups) are never slices
-    if name.lower().endswith(_DICOM_SUFFIXES):
+    extension = os.path.splitext(name)[1].lower()
+    if extension in _DICOM_SUFFIXES:
         return True
+    if extension[1:].isalpha() and not extension[1:].isdigit():
+        return False  # README.txt, report.pdf, image.png: a foreign file (UID names end in digits)
     try:
         with open(path, "rb") as f:
             head = f.read(134)
     except OSError:
         return True
-    zero_preamble = not head[:128].strip(b"\0")  # also true of an empty file
-    return zero_preamble or head[132:134] == b"\x02\x00"  # file meta group where DICM should end
+    if not head[:128].strip(b"\0") or head[132:134] == b"\x02\x00":
+        return True  # empty, a zero preamble, or the file meta group where 'DICM' should end
+    return any(p and p.startswith(head[:128]) for p in preambles)
 
 
 def _geometry(ds, path):
