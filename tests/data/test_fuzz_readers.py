@@ -15,6 +15,7 @@ The default suite runs ``FAST_CASES`` cases; ``-m slow`` runs ``SLOW_CASES``.
 """
 
 import gzip
+import io
 import os
 import shutil
 import signal
@@ -39,6 +40,17 @@ CT5N = os.path.join(PYDICOM_DATA, "dicomdirtests", "98892001", "CT5N")
 CR_FILE = os.path.join(PYDICOM_DATA, "dicomdirtests", "77654033", "CR1", "6154")
 HOSTILE_FLOATS = [0.0, -0.0, -1.0, 1e-7, 1e30, -1e30, np.nan, np.inf, -np.inf, 3.4e38, 32767.0]
 HOSTILE_INTS = [0, 1, -1, 2, 7, 0x7FFF, -0x8000, 0xFFFF, 0x7FFFFFFF]
+# NIfTI-1 header fields (offset, struct format): dim, datatype, bitpix, pixdim, vox_offset,
+# scl_slope, scl_inter, qform/sform codes, quaternion and offsets, sform rows.
+NIFTI_FIELDS = ([(40 + 2 * i, "<h") for i in range(8)] + [(70, "<h"), (72, "<h")]
+                + [(76 + 4 * i, "<f") for i in range(8)] + [(108, "<f"), (112, "<f"), (116, "<f")]
+                + [(252, "<h"), (254, "<h")] + [(256 + 4 * i, "<f") for i in range(18)])
+DICOM_FIELDS = ["PixelSpacing", "ImagePositionPatient", "ImageOrientationPatient", "RescaleSlope",
+                "RescaleIntercept", "Rows", "Columns", "Modality", "SeriesInstanceUID", "BitsAllocated",
+                "BitsStored", "PixelRepresentation", "WindowCenter", "WindowWidth",
+                "PhotometricInterpretation", "SamplesPerPixel", "NumberOfFrames", "SliceThickness"]
+HOSTILE_TEXT = ["0", "-1", "1e30", "1e-7", "nan", "inf", "-1e30", "abc", "", "32767", "MR", "CT",
+                "MONOCHROME1", "RGB"]
 
 
 # ----------------------------------------------------------------------------- seeds
@@ -92,13 +104,16 @@ def _header_size(blob, kind):
 # ----------------------------------------------------------------------------- mutations
 
 
-def mutate(blob, rng, header_size):
+def mutate(blob, rng, header_size, kind=None):
     """(mutated bytes, description) with one random mutation."""
     b = bytearray(blob)
-    kind = int(rng.integers(4))
+    kind = int(rng.integers(5)) if kind is None else kind
     if kind == 0:
         cut = int(rng.integers(0, len(b)))
         return bytes(b[:cut]), f"truncated at {cut}"
+    if kind == 4:
+        cut = int(rng.integers(0, min(header_size + 8, len(b))))
+        return bytes(b[:cut]), f"truncated in the header at {cut}"
     if kind == 1:
         offsets = rng.integers(0, len(b), size=int(rng.integers(1, 9)))
         for i in offsets:
@@ -120,6 +135,32 @@ def mutate(blob, rng, header_size):
     else:
         struct.pack_into("<I" if value >= 0 else "<i", b, offset, value)
     return bytes(b), f"int {value} at header offset {offset}"
+
+
+def mutate_field(blob, rng, kind):
+    """(bytes, description): one header field of a NIfTI or DICOM file set to a hostile value."""
+    if kind == "nifti":
+        b = bytearray(blob)
+        offset, fmt = NIFTI_FIELDS[int(rng.integers(len(NIFTI_FIELDS)))]
+        if fmt == "<f":
+            value = HOSTILE_FLOATS[int(rng.integers(len(HOSTILE_FLOATS)))]
+        else:
+            value = [0, 1, -1, 2, 3, 9, 64, 255, 1000, 0x7FFF, -0x8000][int(rng.integers(11))]
+        struct.pack_into(fmt, b, offset, value)
+        return bytes(b), f"field at {offset} = {value!r}"
+    ds = pydicom.dcmread(io.BytesIO(blob))
+    name = DICOM_FIELDS[int(rng.integers(len(DICOM_FIELDS)))]
+    text = HOSTILE_TEXT[int(rng.integers(len(HOSTILE_TEXT)))]
+    value = "\\".join([text] * {"PixelSpacing": 2, "ImagePositionPatient": 3,
+                                 "ImageOrientationPatient": 6}.get(name, 1))
+    try:
+        ds.add_new(pydicom.datadict.tag_for_keyword(name), "LO" if name not in ("Rows", "Columns") else "US",
+                   value) if name not in ds else setattr(ds[name], "_value", value)
+        out = io.BytesIO()
+        ds.save_as(out)
+    except Exception:  # noqa: BLE001 -- pydicom refuses to write it: write raw bytes instead
+        return mutate(blob, rng, len(blob) // 2, kind=3)
+    return out.getvalue(), f"{name} = {value!r}"
 
 
 # ----------------------------------------------------------------------------- sanity
@@ -183,10 +224,14 @@ def run_fuzz(tmp_path, cases, seed=20240808):
                         "rb").read()
             if name == "nifti-gz":  # mutate the NIfTI inside half the time, the gzip stream otherwise
                 if rng.random() < 0.5:
-                    inner, what = mutate(gzip.decompress(blob), rng, 352)
+                    inner = gzip.decompress(blob)
+                    inner, what = (mutate_field(inner, rng, "nifti") if rng.random() < 0.5
+                                   else mutate(inner, rng, 352))
                     data = gzip.compress(inner)
                 else:
                     data, what = mutate(blob, rng, 10)
+            elif kind in ("dicom", "nifti") and rng.random() < 0.4:
+                data, what = mutate_field(blob, rng, kind)
             else:
                 data, what = mutate(blob, rng, _header_size(blob, kind))
             with open(victim, "wb") as f:
