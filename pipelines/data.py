@@ -45,6 +45,9 @@ def _add_settings_args(parser):
                         help=f"cube side in mm (default: {DEFAULT_FOV_MM:g})")
     parser.add_argument("--series", default=None, metavar="UID",
                         help="for DICOM folders holding several series: the SeriesInstanceUID (or index) to read")
+    parser.add_argument("--no-hu-check", action="store_true",
+                        help="accept volumes with no air (below -500 HU), e.g. a CT cropped to a bone; "
+                             "by default they are refused as not a CT in Hounsfield units")
 
 
 def _settings(args):
@@ -74,7 +77,7 @@ def _prepare(sources, args):
         manifest = write_prepared(
             sources, args.out, size=size, window=window, fov_mm=fov_mm,
             test_count=args.test_count, split_seed=args.split_seed, workers=args.workers,
-            series=args.series,
+            series=args.series, check_hu=not args.no_hu_check,
         )
         if not manifest.cases:
             reasons = "; ".join(f"{f['source']}: {f['reason']}" for f in manifest.failed[:3])
@@ -135,6 +138,6 @@ def _preview_arrays(args):
     from xprospect_tf.data.readers import read_volume
 
     size, window, fov_mm = _settings(args)
-    volume = read_volume(path, series=args.series)
+    volume = read_volume(path, series=args.series, check_hu=not args.no_hu_check)
     arrays = prepared.case_arrays(volume, size, window, fov_mm)
     return arrays, f"{path} ({size}^3, {fov_mm:g} mm)"

@@ -98,3 +98,39 @@ def test_preview_subprocess_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "not a prepared dataset" in result.stderr and "Traceback" not in result.stderr
     assert not png.exists()
+
+
+def test_series_option_picks_one_series_of_a_folder_holding_two(tmp_path, capsys):
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    ct5n = os.path.join(os.path.dirname(get_testdata_file("CT_small.dcm")), "dicomdirtests", "98892001", "CT5N")
+    folder = tmp_path / "two-series"
+    folder.mkdir()
+    second = generate_uid()
+    for name in sorted(os.listdir(ct5n)):
+        ds = pydicom.dcmread(os.path.join(ct5n, name))
+        first = str(ds.SeriesInstanceUID)
+        ds.save_as(str(folder / f"a{name}.dcm"))
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = second, generate_uid()
+        ds.save_as(str(folder / f"b{name}.dcm"))
+    out = tmp_path / "ds"
+    common = ["--out", str(out), "--size", "16", "--workers", "1"]
+    assert main(["data", "prepare", str(folder), *common]) == 2  # the only input failed: nothing written
+    assert "--series" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["data", "prepare", str(folder), *common, "--series", first]) == 0
+    manifest = read_json(out / "manifest.json")
+    assert [c["id"] for c in manifest["cases"]] == ["two-series"] and manifest["failed"] == []
+
+
+def test_no_hu_check_admits_a_volume_without_air(tmp_path, capsys):
+    import numpy as np
+
+    hu = np.full((20, 20, 20), 40.0, np.float32)  # soft tissue only: no air, so not taken for a CT
+    write_ct(str(tmp_path / "cropped.nii.gz"), hu)
+    common = [str(tmp_path / "cropped.nii.gz"), "--size", "16", "--workers", "1"]
+    assert main(["data", "prepare", *common, "--out", str(tmp_path / "refused")]) == 2
+    assert "air" in capsys.readouterr().err
+    assert main(["data", "prepare", *common, "--out", str(tmp_path / "ds"), "--no-hu-check"]) == 0

@@ -34,6 +34,7 @@ class PrepareTask(typing.NamedTuple):
     window: tuple
     fov_mm: float
     series: typing.Optional[str] = None  # DICOM SeriesInstanceUID (or index) for folders with several
+    check_hu: bool = True  # refuse volumes whose intensities cannot be a CT (see read_volume)
 
 
 class PrepareResult(typing.NamedTuple):
@@ -91,7 +92,7 @@ def prepare_case(task):
     """
     t0 = time.perf_counter()
     try:
-        volume = load_source(task.source, task.size, task.fov_mm, task.series)
+        volume = load_source(task.source, task.size, task.fov_mm, task.series, task.check_hu)
         entry = write_case(task.out_dir, task.case_id, volume, task.size, task.window, task.fov_mm)
         entry["source"] = str(task.source)
         return PrepareResult(task.case_id, entry, None, time.perf_counter() - t0)
@@ -132,7 +133,7 @@ def assign_splits(case_ids, test_fraction=0.2, test_count=None, seed=0):
 
 def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT_FOV_MM,
                    test_fraction=0.2, test_count=None, split_seed=0, workers=None, progress=True,
-                   series=None):
+                   series=None, check_hu=True):
     """Prepare CT sources into a dataset folder (resumable, parallel, atomic).
 
     Cases already in ``out_dir``'s manifest whose file exists are kept; the
@@ -157,6 +158,8 @@ def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT
         progress: log one INFO line per case (else DEBUG).
         series: for DICOM folders holding several series, the SeriesInstanceUID
             (or index) to read (see :func:`~xprospect_tf.data.readers.read_volume`).
+        check_hu: refuse volumes whose intensities cannot be a CT in HU (no air);
+            ``False`` for a real CT with no air in it.
 
     Returns:
         The dataset's :class:`Manifest`.
@@ -183,7 +186,8 @@ def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT
         for entry in _reusable_entries(manifest, {c for c, _ in candidates}):
             manifest.put(entry)
         done = set(manifest.ids())
-        pending = [PrepareTask(manifest.path, c, s, manifest.size, manifest.window, manifest.fov_mm, series)
+        pending = [PrepareTask(manifest.path, c, s, manifest.size, manifest.window, manifest.fov_mm, series,
+                               check_hu)
                    for c, s in candidates if c not in done]
         log.info("%s: %d case(s) already prepared, %d to prepare at %d^3",
                  manifest.path, len(done), len(pending), manifest.size)
