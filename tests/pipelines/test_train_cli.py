@@ -165,7 +165,7 @@ def test_export_then_predict_writes_a_correctly_oriented_nifti(run_dir, data_dir
     assert nib.aff2axcodes(img.affine) == ("I", "L", "P")
     from xprospect_tf.data.readers import read_volume
 
-    back = read_volume(out)  # our own reader maps it back to the same canonical array
+    back = read_volume(out, check_hu=False)  # our reader maps it back (a 1-epoch model predicts no air)
     np.testing.assert_allclose(back.hu, img.get_fdata(), atol=1e-3)
     np.testing.assert_allclose(np.linalg.norm(img.affine[:3, :3], axis=0), 400.0 / 16)
     hu = img.get_fdata()
