@@ -97,7 +97,7 @@ def test_tensorboard_logs_or_warning(tmp_path, caplog):
 
 def test_callback_selection(tmp_path):
     names = [type(c).__name__ for c in standard_callbacks(tmp_path, tensorboard=False)]
-    assert names == ["AtomicCheckpoint", "AtomicCheckpoint", "CSVLogger", "BackupAndRestore"]
+    assert names == ["AtomicBackupAndRestore", "AtomicCheckpoint", "AtomicCheckpoint", "CSVLogger"]
 
 
 def test_best_checkpoint_keeps_best_across_runs(tmp_path):
