@@ -82,7 +82,8 @@ def _input_kinds():
 
 
 def _architectures():
-    from xprospect_tf.models.reconstruction import BASELINES, MODEL_BUILDERS
+    from xprospect_tf.models.baselines import BASELINES
+    from xprospect_tf.models.reconstruction import MODEL_BUILDERS
 
     return (*MODEL_BUILDERS, *BASELINES)
 
