@@ -10,6 +10,7 @@ INPUT_FIELDS = {
     "styled": ("styled_ap", "styled_lateral"),
 }
 SHUFFLE_BUFFER = 16  # decoded cases held for shuffling; files are shuffled fully
+_EPOCH_GRAPH_SEED = 20240611  # any constant: the graph-level seed of the epoch shuffles
 
 
 def load_prepared(path, split="train", inputs="mean", batch_size=None, shuffle=False, seed=0,
@@ -25,8 +26,7 @@ def load_prepared(path, split="train", inputs="mean", batch_size=None, shuffle=F
     With ``epoch`` set the dataset is instead an endless stream of epochs
     ``epoch, epoch + 1, ...``: each is one pass over the split, batched on its
     own (its last batch may be short), in an order that depends only on
-    ``(seed, epoch)`` (and TensorFlow's global seed, which
-    ``keras.utils.set_random_seed`` sets). Starting the stream at epoch ``k``
+    ``(seed, epoch)`` (not on TensorFlow's global seed). Starting the stream at epoch ``k``
     yields exactly the batches an uninterrupted stream yields from epoch ``k``
     on, which is what a resumed ``fit`` needs (pass ``steps_per_epoch``, see
     :func:`batches_per_epoch`). Each epoch is a full shuffle: of the file names
@@ -129,6 +129,9 @@ def _epoch_stream(files, to_element, first_epoch, shuffle, seed, cache, batch_si
         cached = _decoded(names, to_element, count).cache(cache if isinstance(cache, str) else "")
 
     def one_epoch(e):
+        # Dataset.shuffle combines its seed with the graph's seed: fix that of this
+        # function's graph, so that the order does not depend on TensorFlow's global seed
+        tf.compat.v1.get_default_graph().seed = _EPOCH_GRAPH_SEED
         if cached is not None:
             ds = cached.shuffle(count, seed=epoch_seed(seed, e)) if shuffle else cached
         else:
