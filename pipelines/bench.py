@@ -37,10 +37,6 @@ def clinical_volume(seed=0):
 
     Returns:
         A :class:`~xprospect_tf.data.volume.Volume` in HU, shape ``(300, 512, 512)``.
-
-    Example:
-        >>> clinical_volume().shape  # doctest: +SKIP
-        (300, 512, 512)
     """
     from scipy import ndimage
 

@@ -1,7 +1,9 @@
 """The ``xprospect`` command line: dispatches to the workflow modules.
 
-User errors (:class:`xprospect_tf.errors.XprospectError`) are printed as one
-clear message without a traceback, with exit status 2. Ctrl-C exits with 130.
+Exit status: 0 done; 1 done, but some inputs failed (listed); 2 a user error
+(:class:`xprospect_tf.errors.XprospectError`: one clear line naming the file or
+setting, no traceback); 3 an unexpected error (one line; the traceback is
+written to a file whose path is printed); 130 interrupted (Ctrl-C).
 """
 
 import argparse
@@ -52,7 +54,32 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("xprospect: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # the last line of defence: one line, never a raw traceback
+        return _unexpected(e)
     return int(status or 0)
+
+
+def _unexpected(error):
+    """Report an exception that is not an XprospectError: a known TensorFlow data
+    error as a user error (exit 2), anything else as a bug with its traceback in a file (exit 3)."""
+    import tempfile
+    import time
+    import traceback
+
+    first_line = (str(error).strip().splitlines() or [""])[0][:300]
+    if type(error).__name__ in ("DataLossError", "NotFoundError") and type(error).__module__.startswith("tensorflow"):
+        print(f"xprospect: error: a prepared case could not be read ({first_line}); the dataset is damaged: "
+              "rerun xprospect data prepare with the same --out to rewrite missing cases, or prepare it again",
+              file=sys.stderr)
+        return 2
+    fd, path = tempfile.mkstemp(prefix=f"xprospect-error-{time.strftime('%Y%m%d-%H%M%S')}-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(f"xprospect {' '.join(sys.argv[1:])}\n\n")
+        traceback.print_exception(error, file=f)
+    print(f"xprospect: internal error: {type(error).__name__}: {first_line}\n"
+          f"This is a bug in xprospect-tf. Please report it with the full traceback, written to {path}",
+          file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":

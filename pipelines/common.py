@@ -62,6 +62,10 @@ def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
             f"--size {data_cfg.size}"
         )
     out = data_dir or default_dir
+    from xprospect_tf.outputs import check_output_folder
+
+    # phantoms go into a new or empty folder, or resume a dataset there; never into a user's folder
+    check_output_folder(out, "prepared dataset", is_own=lambda f: os.path.exists(os.path.join(f, MANIFEST)))
     write_prepared(
         phantom_sources(data_cfg.count, data_cfg.phantom_seed), out, size=data_cfg.size,
         window=data_cfg.window, fov_mm=data_cfg.fov_mm, test_fraction=data_cfg.test_fraction,
@@ -87,6 +91,22 @@ def claim_run_dir(run_dir, cfg: RunConfig, replace=False, write=True):
     backup); one with other settings is deleted when ``replace`` (folders a
     workflow manages), else refused. With ``write=False`` it only checks."""
     return RunFolder(run_dir).claim(cfg.to_dict(), replace=replace, write=write, compare=comparable)
+
+
+def claim_run_folder(folder, kind="run", is_own=None):
+    """Take ``folder`` for a training command (see :func:`xprospect_tf.outputs.claim_folder`):
+    locked while the command runs; a folder holding other files is refused; a
+    folder this command created is removed again when it fails before any
+    resumable work (prepared cases, a training backup, style runs) exists."""
+    from xprospect_tf.outputs import claim_folder
+
+    return claim_folder(folder, kind, is_own or (lambda f: RunFolder(f).exists()), keep_on_error=_resumable)
+
+
+def _resumable(folder):
+    cases = os.path.join(folder, "data", "cases")
+    return (os.path.isdir(cases) and bool(os.listdir(cases))) or any(
+        os.path.exists(os.path.join(folder, name)) for name in ("backup", "last.keras", "style-frontal"))
 
 
 def read_run_config(run_dir):

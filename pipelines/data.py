@@ -30,6 +30,7 @@ def register(subparsers):
     p = sub.add_parser("preview", help="PNG of a CT volume or a prepared case: slices + X-rays")
     p.add_argument("path", metavar="PATH", help="a CT file/DICOM folder, or a prepared dataset folder")
     p.add_argument("--out", required=True, metavar="PNG", help="image to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--case", default=None, help="case id of a prepared dataset (default: its first case)")
     _add_settings_args(p)
     p.set_defaults(func=run_preview)
@@ -42,6 +43,11 @@ def _add_settings_args(parser):
                         help=f"HU window mapped to [0, 1] (default: {low:g} {high:g})")
     parser.add_argument("--fov", type=float, default=DEFAULT_FOV_MM, metavar="MM",
                         help=f"cube side in mm (default: {DEFAULT_FOV_MM:g})")
+    parser.add_argument("--series", default=None, metavar="UID",
+                        help="for DICOM folders holding several series: the SeriesInstanceUID (or index) to read")
+    parser.add_argument("--no-hu-check", action="store_true",
+                        help="accept volumes with no air (below -500 HU), e.g. a CT cropped to a bone; "
+                             "by default they are refused as not a CT in Hounsfield units")
 
 
 def _settings(args):
@@ -60,13 +66,22 @@ def _add_prepare_args(parser):
 
 
 def _prepare(sources, args):
-    from xprospect_tf.data.prepared import write_prepared
+    from xprospect_tf.data.prepared import is_prepared_dataset, write_prepared
+    from xprospect_tf.outputs import claim_folder
 
     size, window, fov_mm = _settings(args)
-    manifest = write_prepared(
-        sources, args.out, size=size, window=window, fov_mm=fov_mm,
-        test_count=args.test_count, split_seed=args.split_seed, workers=args.workers,
-    )
+    # the dataset folder is locked by write_prepared itself; a folder this command
+    # created is removed again if not a single case could be prepared
+    with claim_folder(args.out, "prepared dataset", is_prepared_dataset, lock=False,
+                      keep_on_error=_has_cases):
+        manifest = write_prepared(
+            sources, args.out, size=size, window=window, fov_mm=fov_mm,
+            test_count=args.test_count, split_seed=args.split_seed, workers=args.workers,
+            series=args.series, check_hu=not args.no_hu_check,
+        )
+        if not manifest.cases:
+            reasons = "; ".join(f"{f['source']}: {f['reason']}" for f in manifest.failed[:3])
+            raise InputError(f"no input could be prepared ({reasons}); nothing was written to {args.out}")
     print(f"{args.out}: {len(manifest.cases)} cases ({len(manifest.ids('test'))} test) at {manifest.size}^3")
     if manifest.failed:
         print(f"xprospect: {len(manifest.failed)} input(s) failed:", file=sys.stderr)
@@ -74,6 +89,11 @@ def _prepare(sources, args):
             print(f"  {failure['source']}: {failure['reason']}", file=sys.stderr)
         return 1
     return 0
+
+
+def _has_cases(folder):
+    cases = os.path.join(folder, "cases")
+    return os.path.isdir(cases) and any(name.endswith(".tfrecord") for name in os.listdir(cases))
 
 
 def run_phantoms(args):
@@ -91,7 +111,9 @@ def run_prepare(args):
 def run_preview(args):
     """``xprospect data preview``: mid slices and projections of one case, as a PNG."""
     from xprospect_tf.evaluation.figures import preview_figure, save_figure
+    from xprospect_tf.outputs import check_output_file
 
+    check_output_file(args.out, "preview", (".png",), overwrite=args.overwrite)
     arrays, title = _preview_arrays(args)
     fig = preview_figure(arrays["ct"], arrays["ap"], arrays["lateral"],
                          arrays["drr_ap"], arrays["drr_lateral"], title=title)
@@ -116,6 +138,6 @@ def _preview_arrays(args):
     from xprospect_tf.data.readers import read_volume
 
     size, window, fov_mm = _settings(args)
-    volume = read_volume(path)
+    volume = read_volume(path, series=args.series, check_hu=not args.no_hu_check)
     arrays = prepared.case_arrays(volume, size, window, fov_mm)
     return arrays, f"{path} ({size}^3, {fov_mm:g} mm)"

@@ -21,6 +21,7 @@ def register(sub):
     p.add_argument("--lateral", required=True, help="lateral X-ray: PNG, JPEG or DICOM")
     p.add_argument("--out", required=True, help="output NIfTI (.nii or .nii.gz)")
     p.add_argument("--preview", default=None, help="preview PNG (default: next to --out)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out and the preview if they exist")
     p.set_defaults(func=main)
 
 
@@ -28,12 +29,14 @@ def main(args):
     from xprospect_tf.data.readers import read_xray
     from xprospect_tf.data.transforms import hu_unwindow, square_image
     from xprospect_tf.data.volume import Volume, centred_origin, write_nifti
-    from xprospect_tf.errors import ConfigError
+    from xprospect_tf.outputs import check_output_file
     from xprospect_tf.evaluation.figures import preview_figure, save_figure
     from xprospect_tf.export import load_keras_model
 
-    if not args.out.endswith((".nii", ".nii.gz")):
-        raise ConfigError(f"--out {args.out}: the output must end in .nii or .nii.gz")
+    # every output is checked before the model runs: nothing existing is overwritten unasked
+    check_output_file(args.out, "predicted CT", (".nii", ".nii.gz"), overwrite=args.overwrite)
+    preview = args.preview or _strip_nii(args.out) + "_preview.png"
+    check_output_file(preview, "preview", (".png",), overwrite=args.overwrite)
     model_path, config = _locate(args.model)
     model = load_keras_model(model_path)
     size = int(model.inputs[0].shape[1])
@@ -43,7 +46,6 @@ def main(args):
     vol01 = np.asarray(model.predict_on_batch({k: v[None, ..., None] for k, v in images.items()}))[0, ..., 0]
     spacing = (fov / size,) * 3
     write_nifti(Volume(hu_unwindow(vol01, window), spacing, centred_origin(vol01.shape, spacing)), args.out)
-    preview = args.preview or _strip_nii(args.out) + "_preview.png"
     save_figure(preview_figure(vol01, images["frontal"], images["lateral"],
                                title=os.path.basename(args.out)), preview)
     log.info("wrote %s (%d^3, %.2f mm voxels, window [%g, %g] HU) and %s",

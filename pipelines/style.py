@@ -10,8 +10,9 @@ field's default, description and checks (``--epochs 0`` fails like
 
 import dataclasses
 import functools
+import os
 
-from pipelines.common import log
+from pipelines.common import claim_run_folder, log
 from xprospect_tf.config import StyleConfig, parse_value, with_settings
 
 FLAGS = {"n_residual": "--residual-blocks"}  # every other setting: --its-name-with-dashes
@@ -68,11 +69,16 @@ def style_from_args(args, names):
     return with_settings(StyleConfig(), {n: getattr(args, n) for n in names}, where=flag)
 
 
+def _holds(name, folder):
+    return os.path.exists(os.path.join(folder, name))
+
+
 def _train_main(args):
     from xprospect_tf.training.style import train_style_model
 
     style = style_from_args(args, TRAIN)
-    result = train_style_model(args.data, args.view, args.out, style, run_eagerly=args.eager)
+    with claim_run_folder(args.out, "style run"):
+        result = train_style_model(args.data, args.view, args.out, style, run_eagerly=args.eager)
     log.info("style %s: %s %s", args.view, "reused" if result["reused"] else "trained", result["generator"])
     return 0
 
@@ -88,7 +94,10 @@ def _apply_main(args):
 def _evaluate_main(args):
     from xprospect_tf.training.style import evaluate_style
 
-    report = evaluate_style(args.data, args.out, style_from_args(args, DOMAIN_B), args.split)
+    style = style_from_args(args, DOMAIN_B)
+    is_own = functools.partial(_holds, "style_metrics.json")
+    with claim_run_folder(args.out, "style evaluation", is_own=is_own):
+        report = evaluate_style(args.data, args.out, style, args.split)
     for view, r in report["views"].items():
         log.info("%s: histogram distance %.4f -> %.4f, spectrum distance %.3f -> %.3f, SSIM %.3f",
                  view, r["histogram_source"], r["histogram_stylized"], r["spectrum_source"],

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from pipelines.common import add_config_args, comparable, ensure_dataset, log, resolve, slug
+from pipelines.common import add_config_args, claim_run_folder, comparable, ensure_dataset, log, resolve, slug
 from xprospect_tf.config import load_experiments
 from xprospect_tf.errors import ConfigError
 from xprospect_tf.files import write_json, write_text
@@ -39,13 +39,20 @@ def main(args):
     if len(data_cfgs) > 1:
         raise ConfigError("the selected rows use different data settings; Table 1 needs one test set")
     t0 = time.perf_counter()
-    data_dir = ensure_dataset(configs[0].data, args.data, os.path.join(args.out, "data"))
-    log.info("dataset ready in %s (%.1f s)", data_dir, time.perf_counter() - t0)
-    results = [_run_or_reuse(cfg, args, data_dir) for cfg in configs]
-    write_table(results, args.out, data_dir)
+    with claim_run_folder(args.out, "Table 1 folder", is_own=_is_table_folder):
+        data_dir = ensure_dataset(configs[0].data, args.data, os.path.join(args.out, "data"))
+        log.info("dataset ready in %s (%.1f s)", data_dir, time.perf_counter() - t0)
+        results = [_run_or_reuse(cfg, args, data_dir) for cfg in configs]
+        write_table(results, args.out, data_dir)
     log.info("Table 1 written to %s (%.1f s in all)", os.path.join(args.out, "table1.md"),
              time.perf_counter() - t0)
     return 0
+
+
+def _is_table_folder(folder):
+    """A folder ``xprospect table1`` wrote: its table, its dataset or one of its row folders."""
+    return any(os.path.exists(os.path.join(folder, name)) for name in ("table1.md", "results.json", "data")) or any(
+        os.path.exists(os.path.join(folder, entry, "config.json")) for entry in os.listdir(folder))
 
 
 def _run_or_reuse(cfg, args, data_dir):

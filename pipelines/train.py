@@ -24,7 +24,8 @@ import time
 
 import numpy as np
 
-from pipelines.common import add_config_args, claim_run_dir, ensure_dataset, log, resolve
+from pipelines.common import add_config_args, claim_run_dir, claim_run_folder, ensure_dataset, log, resolve
+from xprospect_tf.errors import ConfigError
 from xprospect_tf.files import atomic_path, write_json
 from xprospect_tf.training.strategy import STRATEGIES
 
@@ -32,7 +33,7 @@ from xprospect_tf.training.strategy import STRATEGIES
 def register(sub):
     p = sub.add_parser("train", help="train one experiments.yaml row and evaluate it on the test split")
     p.add_argument("--row", required=True, help="row name, e.g. '512-Dense'")
-    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--out", default=None, help="run folder (required unless --dry-run)")
     p.add_argument("--strategy", choices=STRATEGIES, default=None,
                    help="distribution strategy (mirrored: all visible GPUs)")
     p.add_argument("--dry-run", action="store_true",
@@ -47,19 +48,22 @@ def main(args):
     cfg = resolve(args, args.row)
     if args.dry_run:
         return dry_run(cfg)
-    claim_run_dir(args.out, cfg, write=False)  # refuse a folder holding another run before any work
-    if not args.retrain and finished_results(args.out, cfg) is not None:
-        log.info("%s: %s is already trained and evaluated (results.json); nothing to do "
-                 "(--retrain trains it again)", cfg.row, args.out)
-        return 0
-    data_dir = ensure_dataset(cfg.data, args.data, os.path.join(args.out, "data"))
-    style_time = None
-    if cfg.inputs == "styled":
-        from xprospect_tf.training.style import ensure_styled
+    if args.out is None:
+        raise ConfigError("--out: give the run folder to train into (only --dry-run needs none)")
+    with claim_run_folder(args.out):
+        claim_run_dir(args.out, cfg, write=False)  # refuse a folder holding another run before any work
+        if not args.retrain and finished_results(args.out, cfg) is not None:
+            log.info("%s: %s is already trained and evaluated (results.json); nothing to do "
+                     "(--retrain trains it again)", cfg.row, args.out)
+            return 0
+        data_dir = ensure_dataset(cfg.data, args.data, os.path.join(args.out, "data"))
+        style_time = None
+        if cfg.inputs == "styled":
+            from xprospect_tf.training.style import ensure_styled
 
-        runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
-        style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
-    results = run_row(cfg, args.out, data_dir, style_time_s=style_time, retrain=args.retrain)
+            runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
+            style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
+        results = run_row(cfg, args.out, data_dir, style_time_s=style_time, retrain=args.retrain)
     s = results["summary"]
     log.info("%s: test MSE %.5f +- %.5f, PSNR %.2f dB, SSIM %.3f", cfg.row, *s["mse"], s["psnr"][0], s["ssim"][0])
     return 0

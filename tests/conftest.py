@@ -33,3 +33,59 @@ _split_cpu()
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+# -- shared data: built once per session, read-only (tests that change one take a copy) --
+
+
+@pytest.fixture(scope="session")
+def ct_folder(tmp_path_factory):
+    """A folder of four tiny NIfTI CTs ``ct0..ct3.nii.gz`` (20^3 voxels of 2 mm, :func:`helpers.body_hu`)."""
+    from tests.helpers import make_ct_folder
+
+    folder = str(tmp_path_factory.mktemp("cts"))
+    make_ct_folder(folder, count=4)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ct_dataset(tmp_path_factory, ct_folder):
+    """``ct_folder`` prepared at 16^3 over 40 mm, one test case. Read-only: use ``fresh_copy`` to change it."""
+    from tests.helpers import prepare
+
+    out = str(tmp_path_factory.mktemp("prepared") / "ds")
+    prepare([ct_folder], out, test_count=1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def phantom_datasets(tmp_path_factory):
+    """``make(count, test_count)``: a prepared 16^3 phantom dataset (seed 0), built once per session.
+
+    Read-only: use ``fresh_copy`` to change one.
+    """
+    from tests.helpers import prepare_phantoms
+
+    built = {}
+
+    def make(count, test_count):
+        if (count, test_count) not in built:
+            out = tmp_path_factory.mktemp("phantoms") / f"phantoms-{count}-{test_count}"
+            built[count, test_count] = prepare_phantoms(out, count, test_count)
+        return built[count, test_count]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def phantom_dataset(phantom_datasets):
+    """Six 16^3 phantoms, two of them test cases (the end-to-end CLI tests' dataset). Read-only."""
+    return phantom_datasets(6, 2)
+
+
+@pytest.fixture
+def fresh_copy(tmp_path):
+    """``copy(folder)``: a fresh copy of a shared dataset in this test's ``tmp_path``, for tests that change it."""
+    from tests.helpers import copy_tree
+
+    return lambda folder: copy_tree(folder, tmp_path)

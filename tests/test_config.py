@@ -127,7 +127,7 @@ def test_missing_file(tmp_path):
 
 def test_choices_come_from_the_registries(exp, monkeypatch):
     from xprospect_tf.data import prepared
-    from xprospect_tf.models import reconstruction
+    from xprospect_tf.models import baselines, reconstruction
     from xprospect_tf.models.cyclegan import generator
     from xprospect_tf.training import losses, optimizers, strategy
 
@@ -145,7 +145,7 @@ def test_choices_come_from_the_registries(exp, monkeypatch):
                                             "architecture=vit", "inputs=sketch", "upsampling=bilinear"])
     assert (cfg.train.loss, cfg.train.optimizer, cfg.train.strategy) == ("huber", "sgd", "tpu")
     assert (cfg.model.architecture, cfg.inputs, cfg.style.upsampling) == ("vit", "sketch", "bilinear")
-    assert exp.resolve("Mean volume", "smoke").model.architecture in reconstruction.BASELINES
+    assert exp.resolve("Mean volume", "smoke").model.architecture in baselines.BASELINES
 
 
 @pytest.mark.parametrize("key", ["epochs", "batch_size", "learning_rate"])

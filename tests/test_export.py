@@ -64,13 +64,24 @@ def test_export_reloads_in_fresh_process(tmp_path, rng):
     np.testing.assert_allclose(np.load(tmp_path / "k.npy"), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_export_replaces_existing_folder(tmp_path):
+def test_export_replaces_an_earlier_export_but_never_a_users_folder(tmp_path):
     out = tmp_path / "export"
-    out.mkdir()
-    (out / "stale.txt").write_text("old")
+    export_model(_model(), out)
+    (out / "stale.txt").write_text("old")  # an earlier export, with a leftover
     export_model(_model(), out)
     assert sorted(os.listdir(out)) == ["model.keras", "saved_model"]
     assert sorted(os.listdir(tmp_path)) == ["export"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("precious")
+    with pytest.raises(InputError, match="mine: holds other files \\(thesis.txt\\)"):
+        export_model(_model(), mine)
+    assert sorted(os.listdir(mine)) == ["thesis.txt"] and (mine / "thesis.txt").read_text() == "precious"
+    export_model(_model(), mine, overwrite=True)  # only when asked
+    assert sorted(os.listdir(mine)) == ["model.keras", "saved_model"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        export_model(_model(), tmp_path / "file")
 
 
 def test_load_keras_model_errors(tmp_path):

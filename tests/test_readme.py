@@ -3,6 +3,8 @@
 import os
 import re
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -20,6 +22,8 @@ def test_notebook_snippet_trains(tmp_path, monkeypatch):
     history = namespace["model"].history.history
     assert len(history["loss"]) == 2 and all(v == v for v in history["loss"])  # 2 epochs, no NaN
     assert os.path.exists(tmp_path / "phantoms-32" / "manifest.json")
+    x = {"frontal": np.zeros((1, 32, 32, 1), np.float32), "lateral": np.ones((1, 32, 32, 1), np.float32)}
+    np.testing.assert_array_equal(namespace["reloaded"].predict_on_batch(x), namespace["model"].predict_on_batch(x))
 
 
 def test_ci_runs_the_readme_test_command():

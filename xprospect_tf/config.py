@@ -234,8 +234,17 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d, where="config"):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{where}: not a run configuration (expected a mapping)")
         d = dict(d)
         _check_keys(d, {f.name for f in dataclasses.fields(cls)}, where, {})
+        missing = [k for k in ("row", "preset", "data", "model", "train") if k not in d]
+        if missing:
+            raise ConfigError(f"{where}: the run configuration lacks {', '.join(missing)}; "
+                              "it is damaged: train the run again into a new folder")
+        for section in ("data", "model", "train", "style"):
+            if not isinstance(d.get(section, {}), dict):
+                raise ConfigError(f"{where}: {section} must be a mapping; the run configuration is damaged")
         return cls(
             row=d["row"], preset=d["preset"],
             inputs=_check_value(cls, "inputs", d.get("inputs", _default(cls, "inputs")), where),
@@ -415,14 +424,20 @@ def default_experiments_path():
 def load_experiments(path=None):
     """Parse and validate ``experiments.yaml``; raise :class:`ConfigError` on any problem."""
     path = os.fspath(path or default_experiments_path())
-    if not os.path.exists(path):
-        raise ConfigError(f"{path}: experiments file not found; pass --experiments PATH")
+    if not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "not found"
+        raise ConfigError(f"{path}: experiments file {what}; pass --experiments PATH to a YAML file")
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
         node = yaml.compose(text)
+    except (UnicodeDecodeError, ValueError) as e:  # a binary file; yaml's reader errors are ValueErrors too
+        raise ConfigError(f"{path}: not a text YAML file ({type(e).__name__}); pass --experiments PATH "
+                          "to an experiments.yaml") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the experiments file ({e.strerror})") from None
     lines = {}
     doc = _to_python(node, (), lines) if node is not None else {}
     if not isinstance(doc, dict):

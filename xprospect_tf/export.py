@@ -22,6 +22,7 @@ import os
 
 from xprospect_tf.errors import InputError
 from xprospect_tf.files import atomic_dir, write_json
+from xprospect_tf.outputs import check_output_folder
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ KERAS_FILE = "model.keras"
 CONFIG_FILE = "config.json"
 SAVED_MODEL_DIR = "saved_model"
 SERVING_ENDPOINT = "serving_default"
+
+
+def is_export(folder):
+    """Whether ``folder`` holds an export written by :func:`export_model`."""
+    return os.path.isfile(os.path.join(folder, KERAS_FILE)) and os.path.isdir(os.path.join(folder, SAVED_MODEL_DIR))
 
 
 def _input_specs(model):
@@ -55,28 +61,42 @@ def _serving_fn(model):
     return serve
 
 
-def export_model(model, out_dir, config=None):
+def export_model(model, out_dir, config=None, overwrite=False):
     """Write ``out_dir/model.keras`` and the SavedModel ``out_dir/saved_model/``.
 
     Args:
         model: a functional Keras model with named inputs (the reconstruction
             model: ``frontal`` and ``lateral``, output ``ct``).
-        out_dir: the folder to create (replaced atomically if it exists).
+        out_dir: the folder to create. An earlier export there is replaced
+            atomically; a folder holding anything else is refused (InputError),
+            unless ``overwrite``.
         config: the run's configuration (a JSON-able dict, e.g.
             ``RunConfig.to_dict()``), written as ``config.json`` beside the
             model and inside the SavedModel (``assets.extra/config.json``).
+        overwrite: replace ``out_dir`` even if it holds other files (they are deleted).
 
     Returns:
         dict with the paths ``keras`` and ``saved_model``.
 
     Example:
-        >>> paths = export_model(model, "exports/512-dense")
-        >>> served = tf.saved_model.load(paths["saved_model"]).signatures["serving_default"]
-        >>> ct = served(frontal=ap[None], lateral=lat[None])["ct"]
+        >>> import os, tempfile
+        >>> import keras, numpy as np, tensorflow as tf
+        >>> frontal, lateral = keras.Input((4, 4, 1), name="frontal"), keras.Input((4, 4, 1), name="lateral")
+        >>> ct = keras.layers.Reshape((4, 4, 2, 1), name="ct")(keras.layers.Concatenate()([frontal, lateral]))
+        >>> model = keras.Model([frontal, lateral], ct)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     paths = export_model(model, os.path.join(d, "64-dense"), config={"data": {"size": 4}})
+        ...     served = tf.saved_model.load(paths["saved_model"]).signatures["serving_default"]
+        ...     out = served(frontal=tf.ones((1, 4, 4, 1)), lateral=tf.zeros((1, 4, 4, 1)))["ct"]
+        ...     sorted(os.listdir(os.path.join(d, "64-dense")))
+        ['config.json', 'model.keras', 'saved_model']
+        >>> tuple(out.shape), float(out[0, 0, 0, 0, 0]), float(out[0, 0, 0, 1, 0])
+        ((1, 4, 4, 2, 1), 1.0, 0.0)
     """
     import keras
 
     out_dir = os.path.abspath(os.fspath(out_dir))
+    check_output_folder(out_dir, "model export", is_export, overwrite)
     specs = _input_specs(model)
     with atomic_dir(out_dir) as tmp:
         model.save(os.path.join(tmp, KERAS_FILE))
@@ -105,7 +125,17 @@ def load_keras_model(path, compile=True):
         InputError: the file is missing or cannot be read as a Keras model.
 
     Example:
-        >>> model = load_keras_model("exports/512-dense")
+        >>> import os, tempfile
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     model.save(os.path.join(d, "model.keras"))
+        ...     loaded = load_keras_model(d, compile=False)  # the folder or the .keras file
+        >>> loaded.count_params()
+        3
+        >>> load_keras_model("no/such/model.keras")
+        Traceback (most recent call last):
+        xprospect_tf.errors.InputError: no/such/model.keras: model file not found; pass the .keras file written by training or export
     """
     import keras
 

@@ -46,6 +46,10 @@ class RunFolder:
     def __repr__(self):
         return f"RunFolder({self.path!r})"
 
+    def exists(self):
+        """Whether the folder holds a run (a ``config.json``)."""
+        return os.path.isfile(self.config_path)
+
     @property
     def config_path(self):
         return os.path.join(self.path, CONFIG_FILE)

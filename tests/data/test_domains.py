@@ -5,28 +5,22 @@ import pytest
 from PIL import Image
 from skimage.transform import resize
 
+from tests.helpers import SIZE, write_png
 from xprospect_tf.data.domains import (
     DOMAIN_B_FIRST_SEED,
     domain_a_images,
     domain_b_images,
 )
 from xprospect_tf.data.phantom import phantom_volume
-from xprospect_tf.data.prepared import load_case, phantom_sources, read_manifest, write_prepared
+from xprospect_tf.data.prepared import load_case, read_manifest
 from xprospect_tf.data.projection import drr
 from xprospect_tf.errors import ConfigError, InputError
 
-SIZE = 16
-
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("data") / "ph16")
-    write_prepared(phantom_sources(4), out, size=SIZE, test_count=1, workers=1, progress=False)
-    return out
-
-
-def write_png(path, array01):
-    Image.fromarray(np.round(np.asarray(array01) * 255).astype(np.uint8)).save(path)
+def data_dir(phantom_datasets):
+    """Four phantoms, one test case (shared, read-only)."""
+    return phantom_datasets(4, 1)
 
 
 @pytest.mark.parametrize("view, index", [("frontal", 0), ("lateral", 1)])

@@ -2,78 +2,20 @@
 
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest
 
+from tests.helpers import FOV, SIZE, WINDOW, ids_of, make_ct_folder, prepare
 from xprospect_tf.data import prepared
 from xprospect_tf.errors import ConfigError, InputError
 
-SIZE = 16
-FOV = 40.0  # the test volumes are 20 voxels of 2 mm
-WINDOW = (-1000.0, 1000.0)
 HALF_STEP = 0.5 / prepared.CT_LEVELS
 
 
-def body_hu(seed, n=20):
-    """A small 'body': an ellipsoid of soft tissue with a bright block, in air."""
-    rng = np.random.default_rng(seed)
-    z, x, y = np.meshgrid(*(np.linspace(-1, 1, n),) * 3, indexing="ij")
-    a, b = rng.uniform(0.5, 0.8, 2)
-    hu = np.full((n, n, n), -1000.0, np.float32)
-    inside = (x / a) ** 2 + (y / b) ** 2 + (z / 0.9) ** 2 < 1
-    hu[inside] = rng.normal(40.0, 30.0, inside.sum())
-    hu[n // 3: n // 2, n // 2: n // 2 + 3, n // 2 + 2: n // 2 + 5] = 1200.0
-    return hu
-
-
-def write_nifti(path, hu, spacing=2.0):
-    import nibabel as nib
-
-    from xprospect_tf.data.volume import canonical_affine
-
-    nib.save(nib.Nifti1Image(hu, canonical_affine((spacing,) * 3)), path)
-    return path
-
-
-def make_ct_folder(folder, count=4, first_seed=0):
-    os.makedirs(folder, exist_ok=True)
-    return [write_nifti(os.path.join(folder, f"ct{i}.nii.gz"), body_hu(first_seed + i))
-            for i in range(count)]
-
-
-def prepare(sources, out, **kw):
-    kw = {"size": SIZE, "fov_mm": FOV, "workers": 1, "progress": False, **kw}
-    return prepared.write_prepared(sources, out, **kw)
-
-
-@pytest.fixture(scope="module")
-def ct_folder(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("cts"))
-    make_ct_folder(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory, ct_folder):
-    out = str(tmp_path_factory.mktemp("prepared") / "ds")
-    prepare([ct_folder], out, test_count=1)
-    return out
-
-
-@pytest.fixture
-def dataset_copy(dataset, tmp_path):
-    return shutil.copytree(dataset, tmp_path / "ds")
-
-
-def ids_of(ds):
-    return [i.decode() for *_, i in ds.as_numpy_iterator()]
-
-
-def test_manifest_lists_cases_settings_and_split(dataset, ct_folder):
-    manifest = prepared.read_manifest(dataset)
-    assert isinstance(manifest, prepared.Manifest) and manifest.path == dataset
+def test_manifest_lists_cases_settings_and_split(ct_dataset, ct_folder):
+    manifest = prepared.read_manifest(ct_dataset)
+    assert isinstance(manifest, prepared.Manifest) and manifest.path == ct_dataset
     assert manifest.complete and manifest.failed == [] and manifest.split_seed == 0
     assert (manifest.size, manifest.window, manifest.fov_mm) == (SIZE, WINDOW, FOV)
     assert manifest.spacing_mm == pytest.approx(FOV / SIZE)
@@ -83,10 +25,10 @@ def test_manifest_lists_cases_settings_and_split(dataset, ct_folder):
         assert case["source"] == os.path.join(ct_folder, case["id"] + ".nii.gz")
         assert case["original_shape"] == [20, 20, 20]
         assert case["original_spacing"] == pytest.approx([2.0, 2.0, 2.0])
-        assert manifest.file(case["id"]) == os.path.join(dataset, "cases", case["id"] + ".tfrecord")
+        assert manifest.file(case["id"]) == os.path.join(ct_dataset, "cases", case["id"] + ".tfrecord")
         assert os.path.isfile(manifest.file(case["id"]))
     # the file on disk keeps the format every reader of format version 1 knows
-    with open(os.path.join(dataset, prepared.MANIFEST)) as f:
+    with open(os.path.join(ct_dataset, prepared.MANIFEST)) as f:
         raw = json.load(f)
     assert list(raw) == ["format_version", "size", "window", "fov_mm", "spacing_mm", "split_seed",
                          "complete", "cases", "failed"]
@@ -96,10 +38,10 @@ def test_manifest_lists_cases_settings_and_split(dataset, ct_folder):
         ["id", "source", "original_spacing", "original_shape", "file", "fields", "split"]] * 4
 
 
-def test_round_trip_equals_arrays_written(dataset, ct_folder):
+def test_round_trip_equals_arrays_written(ct_dataset, ct_folder):
     from xprospect_tf.data.readers import read_volume
 
-    ds = prepared.load_prepared(dataset, "all", with_ids=True)
+    ds = prepared.load_prepared(ct_dataset, "all", with_ids=True)
     seen = []
     for (ap, lateral), ct, case_id in ds.as_numpy_iterator():
         case_id = case_id.decode()
@@ -119,36 +61,36 @@ def test_round_trip_equals_arrays_written(dataset, ct_folder):
     assert sorted(seen) == ["ct0", "ct1", "ct2", "ct3"]
 
 
-def test_drr_inputs_and_load_case(dataset, ct_folder):
+def test_drr_inputs_and_load_case(ct_dataset, ct_folder):
     from xprospect_tf.data.readers import read_volume
 
-    case = prepared.load_case(dataset, "ct2")
+    case = prepared.load_case(ct_dataset, "ct2")
     ref = prepared.case_arrays(read_volume(os.path.join(ct_folder, "ct2.nii.gz")), SIZE, WINDOW, FOV)
     assert case["case_id"] == "ct2"
     for name in prepared.BASE_FIELDS:
         np.testing.assert_array_equal(case[name], ref[name])
     np.testing.assert_allclose(case["ct"], ref["ct"], atol=HALF_STEP * 1.001)
-    ds = prepared.load_prepared(dataset, "all", inputs="drr", with_ids=True)
+    ds = prepared.load_prepared(ct_dataset, "all", inputs="drr", with_ids=True)
     for (ap, lateral), _, case_id in ds.as_numpy_iterator():
         if case_id == b"ct2":
             np.testing.assert_array_equal(ap[..., 0], ref["drr_ap"])
             np.testing.assert_array_equal(lateral[..., 0], ref["drr_lateral"])
     with pytest.raises(InputError, match="no case 'nope'"):
-        prepared.load_case(dataset, "nope")
+        prepared.load_case(ct_dataset, "nope")
 
 
-def test_reads_tf_gfile_urls(dataset):
-    url = "file://" + os.path.abspath(dataset)
+def test_reads_tf_gfile_urls(ct_dataset):
+    url = "file://" + os.path.abspath(ct_dataset)
     assert prepared.read_manifest(url).size == SIZE
     assert prepared.read_manifest(url).file("ct0") == url + "/cases/ct0.tfrecord"
     assert sorted(ids_of(prepared.load_prepared(url, "all", with_ids=True))) == ["ct0", "ct1", "ct2", "ct3"]
-    np.testing.assert_array_equal(prepared.load_case(url, "ct0")["ct"], prepared.load_case(dataset, "ct0")["ct"])
+    np.testing.assert_array_equal(prepared.load_case(url, "ct0")["ct"], prepared.load_case(ct_dataset, "ct0")["ct"])
 
 
-def test_batched_dataset_fits_a_keras_model(dataset):
+def test_batched_dataset_fits_a_keras_model(ct_dataset):
     import keras
 
-    ds = prepared.load_prepared(dataset, "train", batch_size=2, shuffle=True, cache=True, repeat=True)
+    ds = prepared.load_prepared(ct_dataset, "train", batch_size=2, shuffle=True, cache=True, repeat=True)
     (ap_spec, lat_spec), ct_spec = ds.element_spec
     assert ap_spec.shape.as_list() == lat_spec.shape.as_list() == [None, SIZE, SIZE, 1]
     assert ct_spec.shape.as_list() == [None, SIZE, SIZE, SIZE, 1]
@@ -161,14 +103,14 @@ def test_batched_dataset_fits_a_keras_model(dataset):
     assert np.isfinite(history.history["loss"][0])
 
 
-def test_split_selection_and_shuffle_is_deterministic(dataset):
-    manifest = prepared.read_manifest(dataset)
+def test_split_selection_and_shuffle_is_deterministic(ct_dataset):
+    manifest = prepared.read_manifest(ct_dataset)
     test_ids = [c["id"] for c in manifest.cases if c["split"] == "test"]
     assert test_ids == manifest.ids("test") == [c["id"] for c in manifest.entries("test")]
-    assert ids_of(prepared.load_prepared(dataset, "test", with_ids=True)) == test_ids
-    train = ids_of(prepared.load_prepared(dataset, "train", with_ids=True))
+    assert ids_of(prepared.load_prepared(ct_dataset, "test", with_ids=True)) == test_ids
+    train = ids_of(prepared.load_prepared(ct_dataset, "train", with_ids=True))
     assert sorted(train + test_ids) == ["ct0", "ct1", "ct2", "ct3"]
-    orders = [ids_of(prepared.load_prepared(dataset, "all", shuffle=True, seed=3, with_ids=True))
+    orders = [ids_of(prepared.load_prepared(ct_dataset, "all", shuffle=True, seed=3, with_ids=True))
               for _ in range(2)]
     assert orders[0] == orders[1] and sorted(orders[0]) == ["ct0", "ct1", "ct2", "ct3"]
 
@@ -188,8 +130,8 @@ def test_assign_splits_sizes_and_determinism():
     assert {k for k, v in split.items() if v == "test"} == {sorted(ids)[i] for i in order[:3]}
 
 
-def test_resume_skips_done_cases_and_rewrites_a_deleted_one(dataset_copy, ct_folder, monkeypatch):
-    out = str(dataset_copy)
+def test_resume_skips_done_cases_and_rewrites_a_deleted_one(fresh_copy, ct_dataset, ct_folder, monkeypatch):
+    out = fresh_copy(ct_dataset)
     files = {c: os.path.join(out, "cases", c + ".tfrecord") for c in ("ct0", "ct1", "ct2", "ct3")}
     before = {c: os.stat(f).st_mtime_ns for c, f in files.items()}
     calls = []
@@ -205,11 +147,12 @@ def test_resume_skips_done_cases_and_rewrites_a_deleted_one(dataset_copy, ct_fol
     assert manifest.to_dict() == prepared.read_manifest(out).to_dict()
 
 
-def test_other_settings_in_the_same_folder_raise(dataset_copy, ct_folder):
+def test_other_settings_in_the_same_folder_raise(fresh_copy, ct_dataset, ct_folder):
+    out = fresh_copy(ct_dataset)
     with pytest.raises(ConfigError, match="new --out"):
-        prepare([ct_folder], str(dataset_copy), size=24)
+        prepare([ct_folder], out, size=24)
     with pytest.raises(ConfigError, match="new --out"):
-        prepare([ct_folder], str(dataset_copy), window=(-100, 900))
+        prepare([ct_folder], out, window=(-100, 900))
 
 
 def test_failed_inputs_are_recorded_and_the_rest_written(tmp_path):
@@ -249,8 +192,8 @@ def test_read_manifest_errors(tmp_path):
         prepared.read_manifest(str(tmp_path))
 
 
-def test_styled_fields_round_trip(dataset_copy):
-    out = str(dataset_copy)
+def test_styled_fields_round_trip(fresh_copy, ct_dataset):
+    out = fresh_copy(ct_dataset)
     with pytest.raises(InputError, match="xprospect style"):
         prepared.load_prepared(out, "all", inputs="styled")
     before = prepared.load_case(out, "ct1")
@@ -330,8 +273,8 @@ def write_old_manifest(folder, **changes):
     return str(folder)
 
 
-def test_manifest_ids_per_split_match_assign_splits(dataset):
-    manifest = prepared.read_manifest(dataset)
+def test_manifest_ids_per_split_match_assign_splits(ct_dataset):
+    manifest = prepared.read_manifest(ct_dataset)
     splits = prepared.assign_splits(["ct0", "ct1", "ct2", "ct3"], test_count=1, seed=manifest.split_seed)
     for split in ("train", "test"):
         assert manifest.ids(split) == sorted(k for k, v in splits.items() if v == split)

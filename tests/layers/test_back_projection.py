@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layers.layer_checks import check_layer, random_inputs
+from tests.helpers import check_layer, random_inputs
 from xprospect_tf.errors import ConfigError
 from xprospect_tf.layers import BackProjection
 

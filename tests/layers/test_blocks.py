@@ -2,18 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layers.layer_checks import check_layer, random_inputs
+from tests.helpers import check_layer, conv_params, random_inputs, selu
 from xprospect_tf.layers import ConvBlock, downsample, selu_conv, upsample
-
-SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
-
-
-def selu(x):
-    return SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * (np.exp(x) - 1))
-
-
-def conv_params(kernel, spatial_dims, cin, cout):
-    return kernel**spatial_dims * cin * cout + cout
 
 
 @pytest.mark.parametrize(

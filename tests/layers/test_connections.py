@@ -4,13 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from tests.layers.layer_checks import check_layer, random_inputs
-from tests.layers.test_blocks import conv_params, selu
+from tests.helpers import check_layer, conv_params, dense_params, random_inputs, selu
 from xprospect_tf.layers import ConnectionA, ConnectionB, ConnectionC, ConnectionD
-
-
-def dense_params(units_in, units_out):
-    return units_in * units_out + units_out
 
 
 # -- Connection-A ------------------------------------------------------------------

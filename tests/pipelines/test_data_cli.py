@@ -5,42 +5,29 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from pipelines.cli import main
-from tests.data.test_prepared import FOV, SIZE, make_ct_folder, write_nifti, body_hu
+from tests.helpers import FOV, SIZE, body_hu, make_ct_folder, read_json, read_png, write_ct
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMMON = ["--size", str(SIZE), "--fov", str(FOV), "--workers", "1"]
 
 
 @pytest.fixture(scope="module")
-def ct_folder(tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("cts"))
-    make_ct_folder(folder, count=3)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def dataset(tmp_path_factory, ct_folder):
+    """The shared four-CT folder prepared through ``xprospect data prepare``."""
     out = str(tmp_path_factory.mktemp("ds") / "ds")
     assert main(["data", "prepare", ct_folder, "--out", out, "--test-count", "1", *COMMON]) == 0
     return out
 
 
-def read_png(path):
-    from PIL import Image
-
-    with Image.open(path) as img:
-        return np.asarray(img)
-
-
-def test_prepare_writes_a_dataset(dataset, capsys):
-    with open(os.path.join(dataset, "manifest.json")) as f:
-        manifest = json.load(f)
+def test_prepare_writes_a_dataset(dataset, ct_folder, capsys):
+    manifest = read_json(os.path.join(dataset, "manifest.json"))
     assert [c["split"] for c in manifest["cases"]].count("test") == 1
-    assert len(manifest["cases"]) == 3 and manifest["size"] == SIZE and manifest["fov_mm"] == FOV
+    assert [c["id"] for c in manifest["cases"]] == ["ct0", "ct1", "ct2", "ct3"]
+    assert [c["source"] for c in manifest["cases"]] == [os.path.join(ct_folder, f"ct{i}.nii.gz") for i in range(4)]
+    assert manifest["size"] == SIZE and manifest["fov_mm"] == FOV
 
 
 def test_prepare_with_a_corrupt_input_exits_nonzero_after_writing_the_others(tmp_path, capsys):
@@ -93,36 +80,12 @@ def test_phantoms_command(tmp_path, capsys):
 
 @pytest.mark.parametrize("source", ["dataset", "nifti"])
 def test_preview_writes_a_png(source, dataset, tmp_path):
-    path = dataset if source == "dataset" else write_nifti(str(tmp_path / "ct.nii.gz"), body_hu(5))
+    path = dataset if source == "dataset" else write_ct(tmp_path / "ct.nii.gz", body_hu(5))
     png = tmp_path / "preview.png"
     assert main(["data", "preview", path, "--out", str(png), *COMMON[:4]]) == 0
     image = read_png(png)
     assert image.ndim == 3 and image.shape[0] > 200 and image.std() > 10
     assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp.png")] == []
-
-
-def test_preview_panels_are_shown_radiologically():
-    from xprospect_tf.evaluation.figures import preview_figure, preview_panels
-
-    vol = np.zeros((8, 8, 8), np.float32)  # mid slices: z = x = y = 4
-    vol[4, 1, 2] = 1.0  # axial marker: patient right (x=1), anterior (y=2)
-    vol[1, 2, 4] = 1.0  # coronal marker: superior (z=1), right (x=2)
-    vol[1, 4, 2] = 1.0  # sagittal marker: superior (z=1), anterior (y=2)
-    ap, lateral = vol.mean(axis=2), vol.mean(axis=1)
-    panels = {name: (image, letters) for name, image, letters in
-              preview_panels(vol, ap, lateral, ap, lateral)}
-    # right and anterior on the image's left, anterior and superior at the top
-    for name, (row, col) in {"axial": (2, 1), "coronal": (1, 2), "sagittal": (1, 2)}.items():
-        assert np.argwhere(panels[name][0] == 1.0).tolist() == [[row, col]], name
-    np.testing.assert_array_equal(panels["mean-CT frontal"][0], ap)
-    np.testing.assert_array_equal(panels["DRR lateral"][0], lateral)
-    assert panels["axial"][1] == ("R", "L", "A", "P")
-    assert panels["coronal"][1] == panels["mean-CT frontal"][1] == ("R", "L", "S", "I")
-    assert panels["sagittal"][1] == panels["mean-CT lateral"][1] == ("A", "P", "S", "I")
-    fig = preview_figure(vol, ap, lateral, ap, lateral, title="t")
-    drawn = [ax for ax in fig.axes if ax.images]
-    assert len(drawn) == 7
-    assert {t.get_text() for t in drawn[0].texts} == {"R", "L", "A", "P"}
 
 
 def test_preview_subprocess_prints_no_traceback(tmp_path):
@@ -137,16 +100,37 @@ def test_preview_subprocess_prints_no_traceback(tmp_path):
     assert not png.exists()
 
 
-def test_ensure_dataset_refuses_a_dataset_of_other_settings(dataset):
-    from pipelines.common import ensure_dataset
-    from xprospect_tf.config import DataConfig
-    from xprospect_tf.errors import ConfigError
+def test_series_option_picks_one_series_of_a_folder_holding_two(tmp_path, capsys):
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
 
-    same = DataConfig(source=dataset, size=SIZE, fov_mm=FOV)
-    assert ensure_dataset(same) == dataset
-    with pytest.raises(ConfigError, match=f"{dataset}: prepared with size={SIZE}, not size=32.*--set size={SIZE}"):
-        ensure_dataset(DataConfig(source=dataset, size=32, fov_mm=FOV))
-    with pytest.raises(ConfigError, match=r"prepared with window=\[-1000,1000\], not window=\[-100,900\]"):
-        ensure_dataset(DataConfig(source=dataset, size=SIZE, window=(-100.0, 900.0), fov_mm=FOV))
-    with pytest.raises(ConfigError, match=f"prepared with fov_mm={FOV:g}, not fov_mm=400"):
-        ensure_dataset(DataConfig(source=dataset, size=SIZE))
+    ct5n = os.path.join(os.path.dirname(get_testdata_file("CT_small.dcm")), "dicomdirtests", "98892001", "CT5N")
+    folder = tmp_path / "two-series"
+    folder.mkdir()
+    second = generate_uid()
+    for name in sorted(os.listdir(ct5n)):
+        ds = pydicom.dcmread(os.path.join(ct5n, name))
+        first = str(ds.SeriesInstanceUID)
+        ds.save_as(str(folder / f"a{name}.dcm"))
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = second, generate_uid()
+        ds.save_as(str(folder / f"b{name}.dcm"))
+    out = tmp_path / "ds"
+    common = ["--out", str(out), "--size", "16", "--workers", "1"]
+    assert main(["data", "prepare", str(folder), *common]) == 2  # the only input failed: nothing written
+    assert "--series" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["data", "prepare", str(folder), *common, "--series", first]) == 0
+    manifest = read_json(out / "manifest.json")
+    assert [c["id"] for c in manifest["cases"]] == ["two-series"] and manifest["failed"] == []
+
+
+def test_no_hu_check_admits_a_volume_without_air(tmp_path, capsys):
+    import numpy as np
+
+    hu = np.full((20, 20, 20), 40.0, np.float32)  # soft tissue only: no air, so not taken for a CT
+    write_ct(str(tmp_path / "cropped.nii.gz"), hu)
+    common = [str(tmp_path / "cropped.nii.gz"), "--size", "16", "--workers", "1"]
+    assert main(["data", "prepare", *common, "--out", str(tmp_path / "refused")]) == 2
+    assert "air" in capsys.readouterr().err
+    assert main(["data", "prepare", *common, "--out", str(tmp_path / "ds"), "--no-hu-check"]) == 0

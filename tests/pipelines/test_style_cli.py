@@ -1,32 +1,23 @@
 """``xprospect style train / apply / evaluate`` end to end on tiny phantoms (16 px, 4 filters, 1 epoch)."""
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 import pytest
 
 from pipelines.cli import build_parser, main
+from tests.helpers import copy_tree, read_json
 from xprospect_tf.config import StyleConfig
-from xprospect_tf.data.prepared import (
-    load_case,
-    load_prepared,
-    phantom_sources,
-    read_manifest,
-    write_prepared,
-)
-from xprospect_tf.errors import ConfigError
-from xprospect_tf.training.style import train_style_model
+from xprospect_tf.data.prepared import load_case, load_prepared, read_manifest
 
 TINY = ["--epochs", "1", "--filters", "4", "--residual-blocks", "1", "--batch-size", "2", "--eager"]
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("data") / "ph16")
-    write_prepared(phantom_sources(6), out, size=16, test_count=2, workers=1, progress=False)
-    return out
+def data_dir(tmp_path_factory, phantom_dataset):
+    """A copy of the shared six-phantom dataset (two test cases): ``style apply`` adds fields to it."""
+    return copy_tree(phantom_dataset, tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +36,11 @@ def styled(runs, data_dir):
     return data_dir
 
 
-def _json(path):
-    with open(path) as f:
-        return json.load(f)
-
-
 def test_train_writes_generator_config_history_and_samples(runs, data_dir):
     out = runs["frontal"]
     for name in ("generator.keras", "config.json", "history.csv", "last.keras", "samples/epoch_001.png"):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
-    config = _json(os.path.join(out, "config.json"))
+    config = read_json(os.path.join(out, "config.json"))
     assert config["view"] == "frontal" and config["size"] == 16 and config["filters"] == 4
     assert config["domain_b"] == "phantom-drr:4"  # default: as many phantoms as train cases
     paper = StyleConfig()
@@ -70,19 +56,6 @@ def test_train_writes_generator_config_history_and_samples(runs, data_dir):
     from PIL import Image
 
     assert Image.open(os.path.join(out, "samples/epoch_001.png")).size[0] > 100
-
-
-def test_second_call_reuses_and_other_settings_are_refused(runs, data_dir):
-    out = runs["lateral"]
-    before = os.path.getmtime(os.path.join(out, "generator.keras"))
-    tiny = StyleConfig(epochs=1, batch_size=2, filters=4, n_residual=1)
-    result = train_style_model(data_dir, "lateral", out, tiny, run_eagerly=True)
-    assert result["reused"] and result["train_time_s"] is None and "g_loss" in result["history"]
-    assert os.path.getmtime(os.path.join(out, "generator.keras")) == before
-    with pytest.raises(ConfigError, match="epochs differ"):
-        train_style_model(data_dir, "lateral", out, dataclasses.replace(tiny, epochs=2))
-    with pytest.raises(ConfigError, match="ema_momentum differ"):
-        train_style_model(data_dir, "lateral", out, dataclasses.replace(tiny, ema_momentum=0.9))
 
 
 def test_apply_writes_styled_fields_equal_to_the_generators_output(runs, styled):
@@ -113,7 +86,7 @@ def test_evaluate_writes_metrics_matching_a_recomputation_and_the_figure(styled,
 
     out = str(tmp_path / "eval")
     assert main(["style", "evaluate", "--data", styled, "--out", out]) == 0
-    report = _json(os.path.join(out, "style_metrics.json"))
+    report = read_json(os.path.join(out, "style_metrics.json"))
     assert os.path.getsize(os.path.join(out, "style_figure.png")) > 0
     ids = read_manifest(styled).ids()
     cases = [load_case(styled, i) for i in ids]

@@ -16,17 +16,15 @@ import numpy as np
 import pytest
 
 from pipelines.cli import main
-from xprospect_tf.data.prepared import load_case, phantom_sources, write_prepared
-
-TINY = ["--set", "size=16", "--set", "base_filters=2", "--set", "train.epochs=1",
-        "--set", "train.batch_size=2", "--eager"]
+from tests.helpers import TINY_ROW as TINY
+from tests.helpers import read_json
+from xprospect_tf.data.prepared import load_case
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("data") / "phantoms-16")
-    write_prepared(phantom_sources(6, seed=0), out, size=16, test_count=2, workers=1, progress=False)
-    return out
+def data_dir(phantom_dataset):
+    """Six 16^3 phantoms, two test cases (shared, read-only)."""
+    return phantom_dataset
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +35,7 @@ def run_dir(tmp_path_factory, data_dir):
 
 
 def _results(run_dir):
-    with open(os.path.join(run_dir, "results.json")) as f:
-        return json.load(f)
+    return read_json(os.path.join(run_dir, "results.json"))
 
 
 def test_train_writes_a_complete_run_folder(run_dir, data_dir):
@@ -201,13 +198,10 @@ def test_predict_refuses_to_guess_the_window_of_a_model_without_its_config(run_d
     assert not os.path.exists(tmp_path / "ct.nii.gz")
 
 
-def test_styled_row_trains_style_models_then_the_reconstruction(data_dir, tmp_path):
-    import shutil
-
+def test_styled_row_trains_style_models_then_the_reconstruction(data_dir, fresh_copy, tmp_path):
     from xprospect_tf.data.prepared import read_manifest
 
-    data = str(tmp_path / "data")
-    shutil.copytree(data_dir, data)  # styling adds fields to the dataset
+    data = fresh_copy(data_dir)  # styling adds fields to the dataset
     out = str(tmp_path / "styled")
     tiny_style = ["--set", "style.epochs=1", "--set", "style.filters=4", "--set", "style.n_residual=1",
                   "--set", "style.batch_size=2"]

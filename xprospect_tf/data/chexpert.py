@@ -45,9 +45,22 @@ def chexpert_pairs(csv_path, frontal="any", root=None):
         InputError: missing file or missing column. ConfigError: bad ``frontal``.
 
     Example:
-        >>> pairs = chexpert_pairs("CheXpert-v1.0-small/train.csv", frontal="PA")  # doctest: +SKIP
-        >>> pairs[0]  # doctest: +SKIP
-        ('.../patient00002/study1/view1_frontal.jpg', '.../patient00002/study1/view2_lateral.jpg')
+        >>> import os, tempfile
+        >>> def write_chexpert(root):  # a CheXpert-v1.0-small/train.csv of two studies
+        ...     os.makedirs(os.path.join(root, "CheXpert-v1.0-small"))
+        ...     with open(os.path.join(root, "CheXpert-v1.0-small", "train.csv"), "w") as f:
+        ...         for row in ["Path,Sex,Frontal/Lateral,AP/PA",
+        ...                     "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,F,Frontal,AP",
+        ...                     "CheXpert-v1.0-small/train/patient00001/study1/view2_lateral.jpg,F,Lateral,",
+        ...                     "CheXpert-v1.0-small/train/patient00002/study1/view2_frontal.jpg,M,Frontal,PA",
+        ...                     "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg,M,Frontal,PA",
+        ...                     "CheXpert-v1.0-small/train/patient00002/study1/view3_lateral.jpg,M,Lateral,"]:
+        ...             print(row, file=f)
+        ...     return os.path.join(root, "CheXpert-v1.0-small", "train.csv")
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     pairs = chexpert_pairs(write_chexpert(d), frontal="PA")
+        ...     [tuple(os.path.relpath(p, d) for p in pair) for pair in pairs]
+        [('CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg', 'CheXpert-v1.0-small/train/patient00002/study1/view3_lateral.jpg')]
     """
     mode = str(frontal).upper()
     if mode not in ("ANY", "PA"):
@@ -84,7 +97,22 @@ def chexpert_images(csv_path, view="frontal", root=None):
         InputError: missing file or missing column. ConfigError: bad ``view``.
 
     Example:
-        >>> laterals = chexpert_images("CheXpert-v1.0-small/valid.csv", view="lateral")  # doctest: +SKIP
+        >>> import os, tempfile
+        >>> def write_chexpert(root):  # a CheXpert-v1.0-small/train.csv of two studies
+        ...     os.makedirs(os.path.join(root, "CheXpert-v1.0-small"))
+        ...     with open(os.path.join(root, "CheXpert-v1.0-small", "train.csv"), "w") as f:
+        ...         for row in ["Path,Sex,Frontal/Lateral,AP/PA",
+        ...                     "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg,F,Frontal,AP",
+        ...                     "CheXpert-v1.0-small/train/patient00001/study1/view2_lateral.jpg,F,Lateral,",
+        ...                     "CheXpert-v1.0-small/train/patient00002/study1/view2_frontal.jpg,M,Frontal,PA",
+        ...                     "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg,M,Frontal,PA",
+        ...                     "CheXpert-v1.0-small/train/patient00002/study1/view3_lateral.jpg,M,Lateral,"]:
+        ...             print(row, file=f)
+        ...     return os.path.join(root, "CheXpert-v1.0-small", "train.csv")
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     laterals = chexpert_images(write_chexpert(d), view="lateral")
+        ...     [os.path.relpath(p, d).split("/", 2)[-1] for p in laterals]
+        ['patient00001/study1/view2_lateral.jpg', 'patient00002/study1/view3_lateral.jpg']
     """
     wanted = str(view).lower()
     if wanted not in ("frontal", "lateral"):

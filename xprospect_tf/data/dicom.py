@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _DUPLICATE_MM = 0.01  # two slices closer than this along the normal are duplicates
 _STEP_TOLERANCE = 0.01  # allowed relative deviation of a slice step from the median
+# Extensions that claim a file is DICOM: such a file that is not valid DICOM is broken, not foreign.
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
+# Modalities read_xray accepts: computed / digital radiography, radiographic imaging (film),
+# and files that do not say (an empty Modality). CT, MR, PT, NM, US, MG, XA, OT, ... are refused.
+RADIOGRAPH_MODALITIES = ("CR", "DX", "RG", "")
 
 
 def is_dicom_file(path):
@@ -56,12 +61,19 @@ def read_dicom(path, headers_only=False):
         A ``pydicom.Dataset``.
 
     Example:
-        >>> ds = read_dicom("slice001.dcm", headers_only=True)  # doctest: +SKIP
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> ds = read_dicom(path, headers_only=True)
+        >>> ds.Modality, ds.Rows, "PixelData" in ds
+        ('CT', 128, False)
     """
     import pydicom
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=headers_only)
+        ds = pydicom.dcmread(path, stop_before_pixels=headers_only)
+        for elem in ds.iterall():  # decode every value now: a corrupt one fails here, named
+            elem.value  # noqa: B018
+        return ds
     except Exception as err:  # pydicom raises many types for damaged files
         raise InputError(
             f"{path}: cannot read this DICOM file ({type(err).__name__}: {err}); "
@@ -80,7 +92,11 @@ def pixel_array(ds, path):
         The numpy pixel array (frames/samples as pydicom returns them).
 
     Example:
-        >>> arr = pixel_array(read_dicom("slice001.dcm"), "slice001.dcm")  # doctest: +SKIP
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> arr = pixel_array(read_dicom(path), path)
+        >>> arr.shape, arr.dtype
+        ((128, 128), dtype('int16'))
     """
     if "PixelData" not in ds:
         raise InputError(f"{path}: this DICOM file holds no image (no PixelData element)")
@@ -101,6 +117,10 @@ def _number_of_frames(ds):
         return 1
 
 
+def _modality(ds):
+    return str(ds.get("Modality", "") or "").strip().upper()
+
+
 def refuse_single_file(path):
     """Raise the InputError explaining why one DICOM file is not a CT volume.
 
@@ -114,9 +134,13 @@ def refuse_single_file(path):
         InputError: always.
 
     Example:
-        >>> refuse_single_file("CT_small.dcm")  # doctest: +SKIP
-        Traceback (most recent call last):
-        InputError: CT_small.dcm: a 2D image, not a volume; ...
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> try:
+        ...     refuse_single_file(path)
+        ... except InputError as e:
+        ...     print(str(e).split(": ", 1)[1][:39])
+        a 2D image, not a volume; use read_xray
     """
     ds = read_dicom(path, headers_only=True)
     if _number_of_frames(ds) > 1:
@@ -169,8 +193,9 @@ def _choose_series(series_list, series, folder):
         if len(series_list) == 1:
             return series_list[0]
         raise InputError(
-            f"{folder}: holds {len(series_list)} DICOM series; choose one with series=<UID> or "
-            f"series=<index>:\n{_describe_series(series_list)}"
+            f"{folder}: holds {len(series_list)} DICOM series; choose one: pass series=<UID> or "
+            f"series=<index> to read_volume (CLI: --series <UID>), or copy one series into a "
+            f"folder of its own:\n{_describe_series(series_list)}"
         )
     for s in series_list:
         if str(series) == s["uid"]:
@@ -182,23 +207,71 @@ def _choose_series(series_list, series, folder):
         return series_list[index]
     raise InputError(
         f"{folder}: no DICOM series matches series={series!r}; give one of these UIDs or "
-        f"indices:\n{_describe_series(series_list)}"
+        f"indices (CLI: --series <UID>):\n{_describe_series(series_list)}"
     )
 
 
 def _scan_folder(folder):
-    """(path, header dataset) for every DICOM image file under ``folder``."""
-    found = []
+    """(path, header dataset) for every DICOM image file under ``folder``.
+
+    Files that are not DICOM at all (a README, notes.txt, .DS_Store) and DICOM
+    files that hold no image by their SOP class (DICOMDIR, reports) are skipped.
+    A broken DICOM file is an error naming it, never a silent skip (losing an
+    end slice would go unnoticed): a file without the ``DICM`` marker that is
+    named like DICOM (``*.dcm``), or is not named like a foreign file (no
+    alphabetic extension) and is empty, starts like the preamble of the DICOM
+    files beside it, or has the file meta group where it belongs; and an image
+    file truncated before its ``Rows`` (pydicom reads truncated files without
+    complaint).
+    """
+    found, others, preambles = [], [], set()
     for path in sorted_files(folder):
         if not is_dicom_file(path):
-            logger.debug("skipping %s: not a DICOM file", path)
+            others.append(path)
             continue
         ds = read_dicom(path, headers_only=True)
+        preambles.add(bytes(getattr(ds, "preamble", None) or b""))
         if "Rows" not in ds:
-            logger.debug("skipping %s: a DICOM file without an image", path)
+            sop_class = getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", None)
+            if sop_class is None or "Image Storage" in getattr(sop_class, "name", ""):
+                raise InputError(
+                    f"{path}: a DICOM image file ({getattr(sop_class, 'name', 'no SOP class')}) "
+                    "without its image attributes (Rows, pixel data): it is truncated or corrupt; "
+                    f"copy it again, or remove it from {folder}"
+                )
+            logger.debug("skipping %s: a DICOM file without an image (%s)", path, sop_class.name)
             continue
         found.append((path, ds))
+    for path in others:
+        if _looks_like_broken_dicom(path, preambles):
+            raise InputError(
+                f"{path}: a damaged DICOM file in {folder} (empty, truncated, or its 'DICM' "
+                "marker at byte 128 is corrupt); copy it again, or remove it from the folder"
+            )
+        logger.debug("skipping %s: not a DICOM file", path)
     return found
+
+
+def _looks_like_broken_dicom(path, preambles=()):
+    """Whether a file that is not valid DICOM Part 10 still claims or looks to be DICOM."""
+    import os
+
+    name = os.path.basename(path)
+    if name.startswith("."):
+        return False  # hidden files (.DS_Store, editor backups) are never slices
+    extension = os.path.splitext(name)[1].lower()
+    if extension in _DICOM_SUFFIXES:
+        return True
+    if extension[1:].isalpha() and not extension[1:].isdigit():
+        return False  # README.txt, report.pdf, image.png: a foreign file (UID names end in digits)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(134)
+    except OSError:
+        return True
+    if not head[:128].strip(b"\0") or head[132:134] == b"\x02\x00":
+        return True  # empty, a zero preamble, or the file meta group where 'DICM' should end
+    return any(p and p.startswith(head[:128]) for p in preambles)
 
 
 def _geometry(ds, path):
@@ -207,7 +280,7 @@ def _geometry(ds, path):
         iop = np.array([float(v) for v in ds.ImageOrientationPatient], dtype=float)
         ipp = np.array([float(v) for v in ds.ImagePositionPatient], dtype=float)
         spacing = np.array([float(v) for v in ds.PixelSpacing], dtype=float)
-    except (AttributeError, TypeError, ValueError) as err:
+    except Exception as err:  # missing tag, wrong count or type, unparsable number
         raise InputError(
             f"{path}: missing or invalid ImageOrientationPatient / ImagePositionPatient / "
             "PixelSpacing; without them the slice cannot be placed in the volume "
@@ -215,6 +288,13 @@ def _geometry(ds, path):
         ) from err
     if iop.shape != (6,) or ipp.shape != (3,) or spacing.shape != (2,):
         raise InputError(f"{path}: malformed DICOM geometry tags (orientation/position/spacing)")
+    if not (np.all(np.isfinite(iop)) and np.all(np.isfinite(ipp)) and np.all(spacing > 0)
+            and np.all(np.isfinite(spacing))):
+        raise InputError(
+            f"{path}: invalid DICOM geometry: ImageOrientationPatient {iop.tolist()}, "
+            f"ImagePositionPatient {ipp.tolist()}, PixelSpacing {spacing.tolist()} (mm, must be "
+            "positive); the header is corrupt: copy or export the series again"
+        )
     return iop[:3], iop[3:], ipp, spacing
 
 
@@ -222,7 +302,7 @@ def _check_consistent(headers, folder):
     """The shared (row cosine, column cosine, pixel spacing, rows, cols) of a series."""
     first_path, first = headers[0]
     row0, col0, _, spacing0 = _geometry(first, first_path)
-    shape0 = (int(first.Rows), int(first.Columns))
+    shape0 = _rows_columns(first, first_path)
     for path, ds in headers[1:]:
         row, col, _, spacing = _geometry(ds, path)
         if not (np.allclose(row, row0, atol=1e-4) and np.allclose(col, col0, atol=1e-4)):
@@ -230,12 +310,19 @@ def _check_consistent(headers, folder):
                 f"{folder}: slices have different ImageOrientationPatient ({first_path} vs "
                 f"{path}); this is not one stack of parallel slices"
             )
-        if not np.allclose(spacing, spacing0, rtol=1e-4) or (int(ds.Rows), int(ds.Columns)) != shape0:
+        if not np.allclose(spacing, spacing0, rtol=1e-4) or _rows_columns(ds, path) != shape0:
             raise InputError(
                 f"{folder}: slices differ in size or PixelSpacing ({first_path} vs {path}); "
                 "cannot stack them into one volume"
             )
     return row0, col0, spacing0
+
+
+def _rows_columns(ds, path):
+    try:
+        return int(ds.Rows), int(ds.Columns)
+    except Exception as err:
+        raise InputError(f"{path}: missing or invalid Rows/Columns; the DICOM header is corrupt") from err
 
 
 def slice_order(positions, folder, paths):
@@ -302,7 +389,18 @@ def read_ct_series(folder, series=None):
         4x4 RAS+ affine (to be reoriented by the caller).
 
     Example:
-        >>> hu, affine = read_ct_series("patient1/CT")  # doctest: +SKIP
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:  # three slices 5 mm apart
+        ...     for i in range(3):
+        ...         ds = read_dicom(path)
+        ...         ds.ImagePositionPatient = [0.0, 0.0, -5.0 * i]
+        ...         ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{i}"
+        ...         ds.save_as(os.path.join(d, f"{i}.dcm"))
+        ...     hu, affine = read_ct_series(d)
+        >>> hu.shape, hu.dtype
+        ((3, 128, 128), dtype('float32'))
     """
     headers = _scan_folder(folder)
     if not headers:
@@ -316,6 +414,12 @@ def read_ct_series(folder, series=None):
         )
     paths = set(chosen["paths"])
     headers = [(p, ds) for p, ds in headers if p in paths]
+    for path, ds in headers:
+        if _modality(ds) != "CT":
+            raise InputError(
+                f"{path}: Modality {_modality(ds) or '(none)'} in {label}, whose other slices are CT; "
+                "the file is corrupt or does not belong to this series: copy it again or remove it"
+            )
     frames = max(_number_of_frames(ds) for _, ds in headers)
     if frames > 1:
         refuse_single_file(next(p for p, ds in headers if _number_of_frames(ds) > 1))
@@ -344,8 +448,16 @@ def _slice_hu(path):
     arr = pixel_array(ds, path)
     if arr.ndim != 2:
         raise InputError(f"{path}: expected a single-frame grayscale CT slice, got pixel data of shape {arr.shape}")
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    try:
+        slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+        intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    except Exception as err:
+        raise InputError(f"{path}: invalid RescaleSlope/RescaleIntercept; the DICOM header is corrupt") from err
+    if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
+        raise InputError(
+            f"{path}: RescaleSlope {slope:g} / RescaleIntercept {intercept:g} cannot map stored "
+            "values to Hounsfield units; the DICOM header is corrupt"
+        )
     return (arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)).astype(np.float32)
 
 
@@ -364,7 +476,11 @@ def read_dicom_radiograph(path):
         float64 array ``(rows, cols)``, not yet normalized.
 
     Example:
-        >>> img = read_dicom_radiograph("chest_pa.dcm")  # doctest: +SKIP
+        >>> from pydicom.data import get_testdata_file
+        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> img = read_dicom_radiograph(path)
+        >>> img.shape, img.dtype
+        ((128, 128), dtype('float64'))
     """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
@@ -373,6 +489,13 @@ def read_dicom_radiograph(path):
         raise InputError(
             f"{path}: a multi-frame DICOM ({_number_of_frames(ds)} frames), not a 2D radiograph; "
             "read_xray takes one single-frame image (use read_volume for CT)"
+        )
+    modality = _modality(ds)
+    if modality not in RADIOGRAPH_MODALITIES:
+        raise InputError(
+            f"{path}: a DICOM image of Modality {modality}, not a radiograph; read_xray takes "
+            "X-ray radiographs (Modality CR, DX, RG or none). Give the frontal/lateral chest "
+            "X-ray; a CT series folder goes to read_volume"
         )
     arr = pixel_array(ds, path)
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))

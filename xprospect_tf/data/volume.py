@@ -132,7 +132,7 @@ def write_nifti(volume, path, dtype=np.float32, ras_storage=False):
     Example:
         >>> import os, tempfile
         >>> from xprospect_tf.data.readers import read_volume
-        >>> hu = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+        >>> hu = np.full((4, 5, 6), -1000.0, dtype=np.float32); hu[1:3, 1:4, 1:5] = 40.0
         >>> with tempfile.TemporaryDirectory() as d:
         ...     back = read_volume(write_nifti(Volume(hu, (1.0, 2.0, 3.0)), os.path.join(d, "ct.nii.gz")))
         >>> bool(np.array_equal(back.hu, hu)), back.spacing

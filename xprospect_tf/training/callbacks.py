@@ -53,7 +53,18 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for PSNR/SSIM/accuracy, else min).
 
     Example:
-        >>> model.fit(x, y, callbacks=[AtomicCheckpoint("run/best.keras", "val_loss")])
+        >>> import os, tempfile
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile("sgd", "mse")
+        >>> x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     best = AtomicCheckpoint(os.path.join(d, "best.keras"), "val_loss")
+        ...     _ = model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=[best])
+        ...     sorted(os.listdir(d))
+        ['best.keras', 'best.keras.json']
+        >>> best.mode
+        'min'
     """
 
     def __init__(self, filepath, monitor=None, mode="auto"):
@@ -393,7 +404,16 @@ def standard_callbacks(run_dir, monitor="val_loss", tensorboard=True, backup=Tru
         and writes each epoch's backup once every callback has finished that epoch.
 
     Example:
-        >>> model.fit(ds, epochs=50, callbacks=standard_callbacks("runs/512-dense"))
+        >>> import os, tempfile
+        >>> import keras, numpy as np
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile("sgd", "mse")
+        >>> x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     callbacks = standard_callbacks(os.path.join(d, "run"), tensorboard=False)
+        ...     _ = model.fit(x, y, validation_data=(x, y), epochs=2, verbose=0, callbacks=callbacks)
+        ...     sorted(os.listdir(os.path.join(d, "run")))
+        ['best.keras', 'best.keras.json', 'history.csv', 'last.keras', 'last.keras.json']
     """
     run_dir = os.fspath(run_dir)
     os.makedirs(run_dir, exist_ok=True)

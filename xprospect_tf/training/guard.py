@@ -194,8 +194,13 @@ def tensor_size_report(model, batch_size, optimizer_slots=2):
         a :class:`SizeReport`.
 
     Example:
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same", name="conv")])
         >>> report = tensor_size_report(model, batch_size=2)
-        >>> print(report.format())
+        >>> report.weight_elements, report.activation_elements  # 3*3*1*4 + 4; 2*8*8*4
+        (40, 512)
+        >>> report.largest.name, report.largest.output_shapes
+        ('conv', ((2, 8, 8, 4),))
     """
     if int(batch_size) < 1:
         raise ConfigError(f"train.batch_size: must be at least 1, got {batch_size}")
@@ -220,7 +225,15 @@ def check_tensor_sizes(model, batch_size, limit=INT32_LIMIT):
         the :class:`SizeReport` when everything fits.
 
     Example:
-        >>> check_tensor_sizes(model, batch_size=1)  # raises if too large
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same", name="conv")])
+        >>> check_tensor_sizes(model, batch_size=2).batch_size  # fits: the report
+        2
+        >>> try:
+        ...     check_tensor_sizes(model, batch_size=2, limit=100)
+        ... except TensorSizeError as e:
+        ...     print(str(e)[:60])
+        layer 'conv' (Conv2D, output (2, 8, 8, 4)) holds a tensor of
     """
     report = tensor_size_report(model, batch_size)
     bad = report.violations(limit)

@@ -25,8 +25,8 @@ def build_compiled_model(config, strategy=None):
         >>> from xprospect_tf.config import load_experiments
         >>> cfg = load_experiments().resolve("64-Dense", "smoke")
         >>> model = build_compiled_model(cfg)
-        >>> model.loss.name, model.optimizer.name
-        ('mean_squared_error', 'adam')
+        >>> model.loss.name, type(model.optimizer).__name__  # optimizer names get suffixes (adam_2)
+        ('mean_squared_error', 'Adam')
     """
     from xprospect_tf.models.reconstruction import build_model
     from xprospect_tf.training.losses import get_loss

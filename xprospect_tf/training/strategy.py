@@ -28,9 +28,13 @@ def get_strategy(name="default", devices=None):
         a ``tf.distribute.Strategy``; build and compile the model under its ``scope()``.
 
     Example:
-        >>> strategy = get_strategy("mirrored")
+        >>> import keras
+        >>> strategy = get_strategy("mirrored", devices=["/cpu:0"])
         >>> with strategy.scope():
-        ...     model = build_model(); model.compile("adam", "mse")
+        ...     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        ...     model.compile("adam", "mse")
+        >>> strategy.num_replicas_in_sync
+        1
     """
     import tensorflow as tf
 

@@ -29,9 +29,16 @@ from xprospect_tf.data.prepared.writer import (
 __all__ = [
     "BASE_FIELDS", "CASES_DIR", "CT_LEVELS", "FORMAT_VERSION", "INPUT_FIELDS", "MANIFEST",
     "RESERVED_FIELDS", "SHUFFLE_BUFFER", "SPLITS", "VOLUME_SUFFIXES", "Manifest", "PhantomSource",
-    "PrepareTask", "add_case_fields", "assign_splits", "case_arrays", "expand_sources", "load_case",
+    "PrepareTask", "add_case_fields", "assign_splits", "case_arrays", "expand_sources", "is_prepared_dataset", "load_case",
     "load_prepared", "phantom_sources", "read_manifest", "write_case", "write_prepared",
 ]
+
+
+def is_prepared_dataset(folder):
+    """Whether ``folder`` holds a prepared dataset (its ``manifest.json``)."""
+    import os
+
+    return os.path.isfile(os.path.join(os.fspath(folder), MANIFEST))
 
 
 def read_manifest(path):

@@ -91,16 +91,18 @@ def expand_sources(sources):
     return _unique_ids(pairs)
 
 
-def load_source(source, size, fov_mm):
+def load_source(source, size, fov_mm, series=None, check_hu=True):
     """The HU :class:`~xprospect_tf.data.volume.Volume` of one source: a phantom is
-    synthesized at ``size`` and ``fov_mm``, a path is read."""
+    synthesized at ``size`` and ``fov_mm``, a path is read (``series``: the DICOM
+    series to read from a folder holding several; ``check_hu``: see
+    :func:`~xprospect_tf.data.readers.read_volume`)."""
     if isinstance(source, PhantomSource):
         from xprospect_tf.data.phantom import phantom_volume
 
         return phantom_volume(size=size, seed=source.seed, fov_mm=fov_mm)
     from xprospect_tf.data.readers import read_volume
 
-    return read_volume(source)
+    return read_volume(source, series=series, check_hu=check_hu)
 
 
 def _parse_phantom_spec(spec):

@@ -15,6 +15,7 @@ from xprospect_tf.data.prepared.manifest import CASES_DIR, MANIFEST, Manifest
 from xprospect_tf.data.prepared.records import add_fields, case_arrays, encode_example, read_record, write_record
 from xprospect_tf.data.prepared.sources import expand_sources, load_source
 from xprospect_tf.errors import ConfigError, XprospectError
+from xprospect_tf.outputs import folder_lock
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class PrepareTask(typing.NamedTuple):
     size: int
     window: tuple
     fov_mm: float
+    series: typing.Optional[str] = None  # DICOM SeriesInstanceUID (or index) for folders with several
+    check_hu: bool = True  # refuse volumes whose intensities cannot be a CT (see read_volume)
 
 
 class PrepareResult(typing.NamedTuple):
@@ -90,7 +93,7 @@ def prepare_case(task):
     """
     t0 = time.perf_counter()
     try:
-        volume = load_source(task.source, task.size, task.fov_mm)
+        volume = load_source(task.source, task.size, task.fov_mm, task.series, task.check_hu)
         entry = write_case(task.out_dir, task.case_id, volume, task.size, task.window, task.fov_mm)
         entry["source"] = str(task.source)
         return PrepareResult(task.case_id, entry, None, time.perf_counter() - t0)
@@ -130,7 +133,8 @@ def assign_splits(case_ids, test_fraction=0.2, test_count=None, seed=0):
 
 
 def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT_FOV_MM,
-                   test_fraction=0.2, test_count=None, split_seed=0, workers=None, progress=True):
+                   test_fraction=0.2, test_count=None, split_seed=0, workers=None, progress=True,
+                   series=None, check_hu=True):
     """Prepare CT sources into a dataset folder (resumable, parallel, atomic).
 
     Cases already in ``out_dir``'s manifest whose file exists are kept; the
@@ -138,6 +142,8 @@ def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT
     cannot be read is recorded under ``failed`` with its reason and the run goes
     on. The manifest is rewritten atomically after every case and marked
     ``complete`` at the end, when the split is assigned over the cases written.
+    ``out_dir`` is locked meanwhile (:func:`xprospect_tf.outputs.folder_lock`):
+    a second writer is refused with the holder named, not merged silently.
 
     Args:
         sources: paths, ``"phantom:N[:SEED]"`` strings or :class:`PhantomSource` (see
@@ -151,6 +157,10 @@ def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT
         split_seed: seed of :func:`assign_splits`.
         workers: processes (default: CPU count, at most one per pending case).
         progress: log one INFO line per case (else DEBUG).
+        series: for DICOM folders holding several series, the SeriesInstanceUID
+            (or index) to read (see :func:`~xprospect_tf.data.readers.read_volume`).
+        check_hu: refuse volumes whose intensities cannot be a CT in HU (no air);
+            ``False`` for a real CT with no air in it.
 
     Returns:
         The dataset's :class:`Manifest`.
@@ -173,40 +183,43 @@ def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT
         raise ConfigError(
             f"test_count={test_count} leaves no training case among {len(candidates)} sources (--test-count)"
         )
-    for entry in _reusable_entries(manifest, {c for c, _ in candidates}):
-        manifest.put(entry)
-    done = set(manifest.ids())
-    pending = [PrepareTask(manifest.path, c, s, manifest.size, manifest.window, manifest.fov_mm)
-               for c, s in candidates if c not in done]
-    log.info("%s: %d case(s) already prepared, %d to prepare at %d^3",
-             manifest.path, len(done), len(pending), manifest.size)
-    manifest.save()
-    level = logging.INFO if progress else logging.DEBUG
-    for n, result in enumerate(_run_tasks(pending, workers), 1):
-        if result.entry is not None:
-            manifest.put(result.entry)
-        else:
-            manifest.failed.append(result.failure)
-            log.warning("%s: failed: %s", result.failure["source"], result.failure["reason"])
-        log.log(level, "%s %d/%d: %s (%.1f s)", "prepared" if result.entry is not None else "failed",
-                n, len(pending), result.case_id, result.seconds)
+    with folder_lock(manifest.path):  # one writer at a time: the manifest is read, changed and saved
+        for entry in _reusable_entries(manifest, {c for c, _ in candidates}):
+            manifest.put(entry)
+        done = set(manifest.ids())
+        pending = [PrepareTask(manifest.path, c, s, manifest.size, manifest.window, manifest.fov_mm, series,
+                               check_hu)
+                   for c, s in candidates if c not in done]
+        log.info("%s: %d case(s) already prepared, %d to prepare at %d^3",
+                 manifest.path, len(done), len(pending), manifest.size)
         manifest.save()
-    splits = assign_splits(manifest.ids(), test_fraction, test_count, split_seed)
-    for entry in manifest.cases:
-        entry["split"] = splits[entry["id"]]
-    manifest.complete = True
-    manifest.save()
-    log.info("%s: %d case(s) (%d test), %d failed", manifest.path, len(manifest.cases),
-             len(manifest.ids("test")), len(manifest.failed))
-    return manifest
+        level = logging.INFO if progress else logging.DEBUG
+        for n, result in enumerate(_run_tasks(pending, workers), 1):
+            if result.entry is not None:
+                manifest.put(result.entry)
+            else:
+                manifest.failed.append(result.failure)
+                log.warning("%s: failed: %s", result.failure["source"], result.failure["reason"])
+            log.log(level, "%s %d/%d: %s (%.1f s)", "prepared" if result.entry is not None else "failed",
+                    n, len(pending), result.case_id, result.seconds)
+            manifest.save()
+        splits = assign_splits(manifest.ids(), test_fraction, test_count, split_seed)
+        for entry in manifest.cases:
+            entry["split"] = splits[entry["id"]]
+        manifest.complete = True
+        manifest.save()
+        log.info("%s: %d case(s) (%d test), %d failed", manifest.path, len(manifest.cases),
+                 len(manifest.ids("test")), len(manifest.failed))
+        return manifest
 
 
 def add_case_fields(path, case_id, **arrays):
     """Add (or replace) extra 2D float32 fields of one case, e.g. ``styled_ap``.
 
     The record is rewritten atomically with the original fields unchanged, and
-    the case's manifest entry lists the new field names. Not safe to call from
-    several processes on the same dataset at once (each rewrites the manifest).
+    the case's manifest entry lists the new field names. The dataset folder is
+    locked meanwhile: another process writing to it at the same time gets an
+    InputError naming the holder instead of silently losing an update.
 
     Args:
         path: local dataset folder.
@@ -223,12 +236,13 @@ def add_case_fields(path, case_id, **arrays):
         ...     add_case_fields(folder, "phantom-0000", styled_ap=np.zeros((8, 8)))["fields"]
         ['styled_ap']
     """
-    manifest = Manifest.read(path)
-    file = manifest.file(case_id)
-    record = add_fields(read_record(file), arrays, manifest.size, where=f"{path}: case {case_id}")
-    write_record(file, record)
-    entry = manifest.add_fields(case_id, arrays)
-    manifest.save()
+    with folder_lock(path):  # read, change and save the manifest as one writer
+        manifest = Manifest.read(path)
+        file = manifest.file(case_id)
+        record = add_fields(read_record(file), arrays, manifest.size, where=f"{path}: case {case_id}")
+        write_record(file, record)
+        entry = manifest.add_fields(case_id, arrays)
+        manifest.save()
     return entry
 
 
