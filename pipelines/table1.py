@@ -74,7 +74,7 @@ def _run_or_reuse(cfg, args, data_dir):
         style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
     test_ids = read_manifest(data_dir).ids("test")
     return run_row(cfg, run_dir, data_dir, example_case=test_ids[0], style_time_s=style_time,
-                   replace=True)
+                   replace=True, retrain=args.retrain)
 
 
 def write_table(results, out, data_dir):

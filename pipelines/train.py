@@ -4,14 +4,21 @@ Run folder layout (``--out DIR``)::
 
     config.json              the resolved configuration
     model.keras              the trained model (for a baseline row: the baseline as a Keras model)
-    last.keras, backup/      checkpoint and BackupAndRestore state (resume after interruption)
+    last.keras, backup/      checkpoint and backups (resume after interruption; the
+                             backup is deleted once results.json is written)
     history.csv, logs/       per-epoch CSV log and TensorBoard logs
     results.json             test metrics per case and summary, parameters, training time
     example_prediction.npz   the example test case's predicted volume (for figures)
+
+Running ``train`` again on the same folder with the same settings resumes an
+interrupted run at its first unfinished epoch, and ends with the same numbers as
+an uninterrupted run; a finished run (model.keras and results.json written) is
+reported and not trained again unless ``--retrain``.
 """
 
 import json
 import os
+import shutil
 import sys
 import time
 
@@ -31,6 +38,8 @@ def register(sub):
                    help="distribution strategy (mirrored: all visible GPUs)")
     p.add_argument("--dry-run", action="store_true",
                    help="build the model, print the tensor-size/memory report, do not train")
+    p.add_argument("--retrain", action="store_true",
+                   help="train a finished (or interrupted) run again from scratch, replacing its outputs")
     add_config_args(p)
     p.set_defaults(func=main)
 
@@ -43,6 +52,10 @@ def main(args):
         raise ConfigError("--out: give the run folder to train into (only --dry-run needs none)")
     with claim_run_folder(args.out):
         claim_run_dir(args.out, cfg, write=False)  # refuse a folder holding another run before any work
+        if not args.retrain and finished_results(args.out, cfg) is not None:
+            log.info("%s: %s is already trained and evaluated (results.json); nothing to do "
+                     "(--retrain trains it again)", cfg.row, args.out)
+            return 0
         data_dir = ensure_dataset(cfg.data, args.data, os.path.join(args.out, "data"))
         style_time = None
         if cfg.inputs == "styled":
@@ -50,7 +63,7 @@ def main(args):
 
             runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
             style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
-        results = run_row(cfg, args.out, data_dir, style_time_s=style_time)
+        results = run_row(cfg, args.out, data_dir, style_time_s=style_time, retrain=args.retrain)
     s = results["summary"]
     log.info("%s: test MSE %.5f +- %.5f, PSNR %.2f dB, SSIM %.3f", cfg.row, *s["mse"], s["psnr"][0], s["ssim"][0])
     return 0
@@ -72,12 +85,41 @@ def dry_run(cfg):
     return 0
 
 
-def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replace=False):
+RUN_OUTPUTS = ("results.json", "model.keras", "example_prediction.npz", "history.csv", "best.keras",
+               "best.keras.json", "last.keras", "last.keras.json", "backup", "logs")
+
+
+def finished_results(run_dir, cfg):
+    """results.json's dict when ``run_dir`` holds a finished run of ``cfg``'s settings, else None."""
+    from pipelines.common import comparable
+
+    if not all(os.path.exists(os.path.join(run_dir, f)) for f in ("results.json", "model.keras")):
+        return None
+    try:
+        results = load_results(run_dir)
+    except (OSError, ValueError):
+        return None
+    return results if comparable(results.get("config", {})) == comparable(cfg) else None
+
+
+def clear_run_outputs(run_dir):
+    """Delete a run's outputs (not its config.json, prepared data or style runs) to train it again."""
+    for name in RUN_OUTPUTS:
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replace=False, retrain=False):
     """Train (or compute the baseline of) ``cfg``'s row and evaluate it; returns results.json's dict.
 
     ``style_time_s``: for styled-input rows, the time spent training the style
     models, reported beside the reconstruction's own training time. ``replace``:
     a ``run_dir`` holding a run of other settings is deleted (else refused).
+    ``retrain``: the run's previous outputs are deleted and it trains from
+    scratch (else an interrupted run resumes from its backup).
     """
     import keras
 
@@ -85,7 +127,13 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
     from xprospect_tf.evaluation.evaluate import evaluate_predictor
     from xprospect_tf.training.rows import build_baseline_model, is_baseline
 
+    from xprospect_tf.files import remove_temporaries
+    from xprospect_tf.training.callbacks import BACKUP
+
     claim_run_dir(run_dir, cfg, replace)
+    if retrain:
+        clear_run_outputs(run_dir)
+    remove_temporaries(run_dir)  # left by a killed atomic write
     keras.utils.set_random_seed(cfg.train.seed)
     manifest = read_manifest(data_dir)
     test_ids = manifest.ids("test")
@@ -119,13 +167,22 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
         "config": cfg.to_dict(),
     }
     write_json(os.path.join(run_dir, "results.json"), results)
+    shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)  # finished: nothing to resume
     return results
 
 
 def train_model(cfg, run_dir, data_dir):
-    """model.fit with checkpoints, resume (BackupAndRestore), CSV/TensorBoard logs."""
+    """model.fit with checkpoints, resume, CSV/TensorBoard logs.
+
+    The cases come as a stream of epochs whose orders depend only on
+    ``(seed, epoch)``; a run resumed from its backup at epoch ``k`` starts the
+    stream where an uninterrupted run is at epoch ``k``, so both end with the
+    same weights. The backup is kept after ``fit`` (run_row deletes it once
+    results.json is written), so a run killed after training does not train again.
+    """
     from xprospect_tf.data.prepared import load_prepared
-    from xprospect_tf.training.callbacks import standard_callbacks
+    from xprospect_tf.data.prepared.pipeline import batches_per_epoch
+    from xprospect_tf.training.callbacks import AtomicBackupAndRestore, standard_callbacks
     from xprospect_tf.training.guard import check_tensor_sizes, tensor_size_report
     from xprospect_tf.training.rows import build_compiled_model
     from xprospect_tf.training.strategy import get_strategy, global_batch_size
@@ -138,11 +195,17 @@ def train_model(cfg, run_dir, data_dir):
              cfg.row, f"{model.count_params():,}", report.training_bytes / 2**30, batch,
              strategy.num_replicas_in_sync)
     check_tensor_sizes(model, batch)
+    callbacks = standard_callbacks(run_dir, monitor="loss", keep_backup=True)
+    backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
+    initial_epoch = backup.restore(model)
+    per_pass = batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
+    steps = cfg.train.steps_per_epoch or per_pass
+    first_pass, skip = divmod(initial_epoch * steps, per_pass)  # epochs may not be whole passes
     train = load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=batch, shuffle=True,
-                          seed=cfg.train.seed, cache=True)
+                          seed=cfg.train.seed, cache=True, epoch=first_pass)
     model.fit(
-        train, epochs=cfg.train.epochs, steps_per_epoch=cfg.train.steps_per_epoch, shuffle=False,
-        callbacks=standard_callbacks(run_dir, monitor="loss"),
+        train.skip(skip) if skip else train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+        steps_per_epoch=steps, shuffle=False, callbacks=callbacks,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     save_model(model, run_dir)

@@ -367,3 +367,62 @@ def test_manifest_read_errors_name_the_file(tmp_path):
         json.dump(bare, f)
     with pytest.raises(InputError, match=r"manifest.json: manifest lacks \['cases'\]"):
         prepared.Manifest.read(folder)
+
+
+def test_prepare_workers_exit_when_their_parent_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    pids = tmp_path / "pids"
+    script = tmp_path / "prepare.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, time
+        from xprospect_tf.data.prepared import writer
+
+        original = writer.prepare_case
+
+        def slow_case(task):  # runs in the workers: report the pid, then take long
+            with open({str(pids)!r} + "/" + str(os.getpid()), "w"):
+                pass
+            time.sleep(60)
+            return original(task)
+
+        if __name__ == "__main__":
+            writer.prepare_case = slow_case
+            writer.write_prepared("phantom:4", {str(tmp_path / "ds")!r}, size=8, test_count=1,
+                                  workers=2, progress=False)
+    """))
+    pids.mkdir()
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")])}
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=str(tmp_path), env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while len(os.listdir(pids)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        workers = [int(p) for p in os.listdir(pids)]
+        assert len(workers) == 2
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in workers if _alive(p)]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by init) is gone for our purpose
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True

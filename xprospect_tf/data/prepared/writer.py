@@ -4,6 +4,7 @@ import concurrent.futures
 import logging
 import multiprocessing
 import os
+import threading
 import time
 import typing
 
@@ -275,10 +276,31 @@ def _run_tasks(tasks, workers):
     if workers == 1:
         yield from map(prepare_case, tasks)
         return
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=exit_with_parent, initargs=(os.getpid(),))
     try:
         futures = [pool.submit(prepare_case, t) for t in tasks]
         for future in concurrent.futures.as_completed(futures):
             yield future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+PARENT_POLL_S = 0.5
+
+
+def exit_with_parent(parent_pid, poll_s=PARENT_POLL_S):
+    """Worker initializer: end this process soon after ``parent_pid`` dies.
+
+    A pool's workers outlive a parent killed with SIGKILL (nothing tells them);
+    a daemon thread checks ``os.getppid()`` every ``poll_s`` seconds and exits
+    the worker when it is no longer ``parent_pid`` (the orphan was re-parented).
+    Portable (no ``prctl``), and harmless when the parent lives.
+    """
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)  # no cleanup: the parent that would read our results is gone
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
