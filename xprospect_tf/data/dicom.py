@@ -476,11 +476,13 @@ def read_dicom_radiograph(path):
         float64 array ``(rows, cols)``, not yet normalized.
 
     Example:
+        >>> import os
         >>> from pydicom.data import get_testdata_file
-        >>> path = get_testdata_file("CT_small.dcm")  # a 128 x 128 CT slice shipped with pydicom
+        >>> data = os.path.dirname(get_testdata_file("CT_small.dcm"))
+        >>> path = os.path.join(data, "dicomdirtests", "77654033", "CR1", "6154")  # a CR shipped with pydicom
         >>> img = read_dicom_radiograph(path)
         >>> img.shape, img.dtype
-        ((128, 128), dtype('float64'))
+        ((16, 16), dtype('float64'))
     """
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 

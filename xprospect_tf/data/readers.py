@@ -83,7 +83,8 @@ def read_volume(path, series=None, check_hu=True):
         >>> import os, tempfile
         >>> from xprospect_tf.data.volume import Volume, write_nifti
         >>> with tempfile.TemporaryDirectory() as d:
-        ...     path = write_nifti(Volume(np.zeros((6, 4, 5)), (2.5, 0.75, 1.25)), os.path.join(d, "case1.nii.gz"))
+        ...     hu = np.full((6, 4, 5), -1000.0); hu[2:4, 1:3, 1:4] = 40.0  # air around soft tissue
+        ...     path = write_nifti(Volume(hu, (2.5, 0.75, 1.25)), os.path.join(d, "case1.nii.gz"))
         ...     vol = read_volume(path)
         >>> vol.hu.shape, vol.spacing
         ((6, 4, 5), (2.5, 0.75, 1.25))
@@ -344,10 +345,10 @@ def read_xray(path):
         >>> import os, tempfile
         >>> from PIL import Image
         >>> with tempfile.TemporaryDirectory() as d:
-        ...     Image.fromarray(np.arange(0, 240, 10, np.uint8).reshape(4, 6)).save(os.path.join(d, "view1_frontal.png"))
+        ...     Image.fromarray(np.arange(0, 240, 2, np.uint8).reshape(8, 15)).save(os.path.join(d, "view1_frontal.png"))
         ...     img = read_xray(os.path.join(d, "view1_frontal.png"))
         >>> img.shape, img.dtype, float(img.min()), float(img.max())
-        ((4, 6), dtype('float32'), 0.0, 1.0)
+        ((8, 15), dtype('float32'), 0.0, 1.0)
     """
     source = str(path)
     path = os.fspath(path)

@@ -15,7 +15,14 @@ manifest), :mod:`.writer` (writing and editing datasets), :mod:`.pipeline`
 """
 
 from xprospect_tf.data.prepared.manifest import CASES_DIR, FORMAT_VERSION, MANIFEST, SPLITS, Manifest
-from xprospect_tf.data.prepared.pipeline import INPUT_FIELDS, SHUFFLE_BUFFER, load_case, load_prepared
+from xprospect_tf.data.prepared.pipeline import (
+    INPUT_FIELDS,
+    SHUFFLE_BUFFER,
+    batches_per_epoch,
+    epoch_seed,
+    load_case,
+    load_prepared,
+)
 from xprospect_tf.data.prepared.records import BASE_FIELDS, CT_LEVELS, RESERVED_FIELDS, case_arrays
 from xprospect_tf.data.prepared.sources import VOLUME_SUFFIXES, PhantomSource, expand_sources, phantom_sources
 from xprospect_tf.data.prepared.writer import (
@@ -28,7 +35,7 @@ from xprospect_tf.data.prepared.writer import (
 
 __all__ = [
     "BASE_FIELDS", "CASES_DIR", "CT_LEVELS", "FORMAT_VERSION", "INPUT_FIELDS", "MANIFEST",
-    "RESERVED_FIELDS", "SHUFFLE_BUFFER", "SPLITS", "VOLUME_SUFFIXES", "Manifest", "PhantomSource",
+    "RESERVED_FIELDS", "SHUFFLE_BUFFER", "batches_per_epoch", "epoch_seed", "SPLITS", "VOLUME_SUFFIXES", "Manifest", "PhantomSource",
     "PrepareTask", "add_case_fields", "assign_splits", "case_arrays", "expand_sources", "is_prepared_dataset", "load_case",
     "load_prepared", "phantom_sources", "read_manifest", "write_case", "write_prepared",
 ]
