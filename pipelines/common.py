@@ -5,7 +5,7 @@ import os
 import re
 
 from xprospect_tf.config import RunConfig, load_experiments
-from xprospect_tf.errors import ConfigError, InputError
+from xprospect_tf.errors import InputError
 from xprospect_tf.run_folder import RunFolder
 
 log = logging.getLogger("xprospect")

@@ -125,7 +125,7 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
 
     from xprospect_tf.data.prepared import load_prepared, read_manifest
     from xprospect_tf.evaluation.evaluate import evaluate_predictor
-    from xprospect_tf.training.rows import build_baseline_model, is_baseline
+    from xprospect_tf.training.rows import build_baseline_model, fit_row, is_baseline
 
     from xprospect_tf.files import remove_temporaries
     from xprospect_tf.training.callbacks import BACKUP
@@ -144,7 +144,7 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
         save_model(model, run_dir)
         params = 0
     else:
-        model = train_model(cfg, run_dir, data_dir)
+        model = fit_row(cfg, run_dir, data_dir)
         params = int(model.count_params())
 
     def predict(ap, lateral):
@@ -169,47 +169,6 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
     write_json(os.path.join(run_dir, "results.json"), results)
     shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)  # finished: nothing to resume
     return results
-
-
-def train_model(cfg, run_dir, data_dir):
-    """model.fit with checkpoints, resume, CSV/TensorBoard logs.
-
-    The cases come as a stream of epochs whose orders depend only on
-    ``(seed, epoch)``; a run resumed from its backup at epoch ``k`` starts the
-    stream where an uninterrupted run is at epoch ``k``, so both end with the
-    same weights. The backup is kept after ``fit`` (run_row deletes it once
-    results.json is written), so a run killed after training does not train again.
-    """
-    from xprospect_tf.data.prepared import load_prepared
-    from xprospect_tf.data.prepared.pipeline import batches_per_epoch
-    from xprospect_tf.training.callbacks import AtomicBackupAndRestore, standard_callbacks
-    from xprospect_tf.training.guard import check_tensor_sizes, tensor_size_report
-    from xprospect_tf.training.rows import build_compiled_model
-    from xprospect_tf.training.strategy import get_strategy, global_batch_size
-
-    strategy = get_strategy(cfg.train.strategy)
-    batch = global_batch_size(cfg.train.batch_size, strategy)
-    model = build_compiled_model(cfg, strategy)
-    report = tensor_size_report(model, batch)
-    log.info("%s: %s parameters, estimated training memory %.2f GiB (batch %d, %d replica(s))",
-             cfg.row, f"{model.count_params():,}", report.training_bytes / 2**30, batch,
-             strategy.num_replicas_in_sync)
-    check_tensor_sizes(model, batch)
-    callbacks = standard_callbacks(run_dir, monitor="loss", keep_backup=True)
-    backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
-    initial_epoch = backup.restore(model)
-    per_pass = batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
-    steps = cfg.train.steps_per_epoch or per_pass
-    first_pass, skip = divmod(initial_epoch * steps, per_pass)  # epochs may not be whole passes
-    train = load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=batch, shuffle=True,
-                          seed=cfg.train.seed, cache=True, epoch=first_pass)
-    model.fit(
-        train.skip(skip) if skip else train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-        steps_per_epoch=steps, shuffle=False, callbacks=callbacks,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    save_model(model, run_dir)
-    return model
 
 
 def save_model(model, run_dir):

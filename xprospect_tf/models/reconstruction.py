@@ -12,7 +12,6 @@ Layout (``docs/architecture.md`` has the layer-by-layer table)::
 """
 
 import logging
-import math
 
 import keras
 

@@ -10,6 +10,7 @@ from xprospect_tf.lazy import lazy_exports
 _EXPORTS = {
     "build_compiled_model": "rows",
     "build_baseline_model": "rows",
+    "fit_row": "rows",
     "get_loss": "losses",
     "get_optimizer": "optimizers",
     "PSNR": "metrics",

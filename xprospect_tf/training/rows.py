@@ -8,6 +8,13 @@ and prediction treat every row alike.
 """
 
 import contextlib
+import logging
+import os
+import sys
+
+from xprospect_tf.files import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def build_compiled_model(config, strategy=None):
@@ -65,3 +72,44 @@ def build_baseline_model(config, train):
     from xprospect_tf.models.baselines import build_baseline
 
     return build_baseline(config.model.architecture, config.data.size, train)
+
+
+def fit_row(cfg, run_dir, data_dir):
+    """Train a row's model in ``run_dir``: ``model.fit`` with checkpoints, resume and logs
+    (:func:`~xprospect_tf.training.callbacks.standard_callbacks`); writes ``run_dir/model.keras``.
+
+    The cases come as a stream of epochs whose orders depend only on
+    ``(seed, epoch)``; a run resumed from its backup at epoch ``k`` starts the
+    stream where an uninterrupted run is at epoch ``k``, so both end with the
+    same weights. The backup is kept after ``fit`` (run_row deletes it once
+    results.json is written), so a run killed after training does not train again.
+    """
+    from xprospect_tf.data.prepared import batches_per_epoch, load_prepared
+    from xprospect_tf.training.callbacks import AtomicBackupAndRestore, standard_callbacks
+    from xprospect_tf.training.guard import check_tensor_sizes, tensor_size_report
+    from xprospect_tf.training.strategy import get_strategy, global_batch_size
+
+    strategy = get_strategy(cfg.train.strategy)
+    batch = global_batch_size(cfg.train.batch_size, strategy)
+    model = build_compiled_model(cfg, strategy)
+    report = tensor_size_report(model, batch)
+    log.info("%s: %s parameters, estimated training memory %.2f GiB (batch %d, %d replica(s))",
+             cfg.row, f"{model.count_params():,}", report.training_bytes / 2**30, batch,
+             strategy.num_replicas_in_sync)
+    check_tensor_sizes(model, batch)
+    callbacks = standard_callbacks(run_dir, monitor="loss", keep_backup=True)
+    backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
+    initial_epoch = backup.restore(model)
+    per_pass = batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
+    steps = cfg.train.steps_per_epoch or per_pass
+    first_pass, skip = divmod(initial_epoch * steps, per_pass)  # epochs may not be whole passes
+    train = load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=batch, shuffle=True,
+                          seed=cfg.train.seed, cache=True, epoch=first_pass)
+    model.fit(
+        train.skip(skip) if skip else train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
+        steps_per_epoch=steps, shuffle=False, callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
+        model.save(tmp)
+    return model
