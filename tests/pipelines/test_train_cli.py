@@ -105,7 +105,7 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(data_dir, tmp_path, caplog
 
     assert len(tf.config.list_logical_devices("CPU")) == 2  # tests/conftest.py splits the CPU
     out = str(tmp_path / "mirrored")
-    with caplog.at_level("INFO", logger="xprospect"):
+    with caplog.at_level("INFO", logger="xprospect_tf.training.rows"):
         assert main(["train", "--row", "64-Dense", "--out", out, "--data", data_dir,
                      "--strategy", "mirrored", *TINY]) == 0
     assert "2 replica(s)" in caplog.text and "batch 4" in caplog.text  # 2 per replica x 2
