@@ -52,15 +52,6 @@ def clinical_volume(seed=0):
     return Volume(hu=np.round(hu), spacing=CLINICAL_SPACING, source="clinical phantom")
 
 
-def _write_nifti(volume, path):
-    """Write ``volume`` as int16 NIfTI in RAS storage order (as scanners export)."""
-    import nibabel as nib
-
-    img = nib.as_closest_canonical(nib.Nifti1Image(volume.hu.astype(np.int16), volume.affine))
-    img.set_data_dtype(np.int16)
-    nib.save(img, path)
-
-
 def _timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -88,6 +79,7 @@ def run_data_bench(args):
     from xprospect_tf.data.prepared import phantom_sources, write_case, write_prepared
     from xprospect_tf.data.projection import drr, mean_projections
     from xprospect_tf.data.readers import read_volume
+    from xprospect_tf.data.volume import write_nifti
     from xprospect_tf.data.transforms import hu_window, prepare_volume
 
     print(f"machine: {platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores, "
@@ -97,7 +89,7 @@ def run_data_bench(args):
     with tempfile.TemporaryDirectory(prefix="xprospect-bench-") as tmp:
         ct, t = _timed(clinical_volume)
         nifti = os.path.join(tmp, "clinical.nii")
-        _write_nifti(ct, nifti)
+        write_nifti(ct, nifti, dtype=np.int16, ras_storage=True)  # as scanners store it
         print(f"synthesized {ct.shape[2]}x{ct.shape[1]}x{ct.shape[0]} CT at 0.7x0.7x1.25 mm in {t:.1f} s")
         volume, t_read = _timed(read_volume, nifti)
         cube, t_prep = _timed(prepare_volume, volume, args.size, fov_mm)
