@@ -137,8 +137,17 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
             state is backed up, so that calling ``fit`` again trains no epoch).
 
     Example:
-        >>> cb = AtomicBackupAndRestore("runs/512-dense/backup")  # doctest: +SKIP
-        >>> model.fit(ds, epochs=50, callbacks=[cb])  # doctest: +SKIP
+        >>> import tempfile
+        >>> import numpy as np
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile(optimizer="sgd", loss="mse")
+        >>> x, y = np.ones((4, 2)), np.ones((4, 1))
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     backup = AtomicBackupAndRestore(d + "/backup", delete_on_end=False)
+        ...     _ = model.fit(x, y, epochs=3, callbacks=[backup], verbose=0)
+        ...     again = AtomicBackupAndRestore(d + "/backup", delete_on_end=False)
+        ...     backup.backups(), again.restore(model)  # the newest two kept; a new fit starts at epoch 3
+        ([3, 2], 3)
     """
 
     def __init__(self, backup_dir, keep=2, history=None, delete_on_end=True):
