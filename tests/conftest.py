@@ -83,6 +83,18 @@ def phantom_dataset(phantom_datasets):
     return phantom_datasets(6, 2)
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, phantom_dataset):
+    """A finished ``xprospect train`` run folder of 64-Dense, shrunk to seconds
+    (:data:`tests.helpers.TINY_ROW`), on :func:`phantom_dataset`. Read-only."""
+    from pipelines.cli import main
+    from tests.helpers import TINY_ROW
+
+    out = str(tmp_path_factory.mktemp("runs") / "64-dense")
+    assert main(["train", "--row", "64-Dense", "--out", out, "--data", phantom_dataset, *TINY_ROW]) == 0
+    return out
+
+
 @pytest.fixture
 def fresh_copy(tmp_path):
     """``copy(folder)``: a fresh copy of a shared dataset in this test's ``tmp_path``, for tests that change it."""

@@ -28,10 +28,9 @@ def data_dir(phantom_dataset):
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_dir):
-    out = str(tmp_path_factory.mktemp("runs") / "64-dense")
-    assert main(["train", "--row", "64-Dense", "--out", out, "--data", data_dir, *TINY]) == 0
-    return out
+def run_dir(tiny_run):
+    """A finished tiny 64-Dense run on ``data_dir`` (shared, read-only)."""
+    return tiny_run
 
 
 def _results(run_dir):

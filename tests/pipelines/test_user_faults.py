@@ -18,15 +18,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def data_dir(phantom_dataset):
-    """Six 16^3 phantoms, two test cases (shared, read-only)."""
     return phantom_dataset
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, data_dir):
-    out = str(tmp_path_factory.mktemp("runs") / "64-dense")
-    assert main(["train", "--row", "64-Dense", "--out", out, "--data", data_dir, *TINY]) == 0
-    return out
+def run_dir(tiny_run):
+    return tiny_run
 
 
 def _user_folder(path):
