@@ -16,16 +16,6 @@ from tests.helpers import TINY_ROW as TINY
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.fixture(scope="module")
-def data_dir(phantom_dataset):
-    return phantom_dataset
-
-
-@pytest.fixture(scope="module")
-def run_dir(tiny_run):
-    return tiny_run
-
-
 def _user_folder(path):
     os.makedirs(path)
     with open(os.path.join(path, "thesis.txt"), "w") as f:
@@ -48,14 +38,14 @@ def _one_line_error(capsys, *needles):
     return lines[0]
 
 
-def test_export_never_deletes_a_users_folder(run_dir, tmp_path, capsys):
+def test_export_never_deletes_a_users_folder(tiny_run, tmp_path, capsys):
     mine = _user_folder(tmp_path / "E")
-    assert main(["export", run_dir, "--out", mine]) == 2
+    assert main(["export", tiny_run, "--out", mine]) == 2
     _one_line_error(capsys, "holds other files", "--overwrite")
     assert _intact(mine)
-    assert main(["export", run_dir, "--out", mine, "--overwrite"]) == 0  # replaced only when asked
+    assert main(["export", tiny_run, "--out", mine, "--overwrite"]) == 0  # replaced only when asked
     assert "model.keras" in os.listdir(mine)
-    assert main(["export", run_dir, "--out", mine]) == 0  # an earlier export is this tool's own
+    assert main(["export", tiny_run, "--out", mine]) == 0  # an earlier export is this tool's own
 
 
 def test_train_never_writes_phantoms_into_a_users_folder(tmp_path, capsys):
@@ -81,18 +71,18 @@ def test_an_output_that_is_a_file_is_refused(argv, tmp_path, capsys):
     assert target.read_text() == "x"
 
 
-def test_file_outputs_are_not_overwritten_unasked(run_dir, data_dir, tmp_path, capsys):
+def test_file_outputs_are_not_overwritten_unasked(tiny_run, phantom_dataset, tmp_path, capsys):
     existing = tmp_path / "ct.nii.gz"
     existing.write_text("a CT the user made")
-    args = ["predict", run_dir, "--frontal", "a.png", "--lateral", "b.png", "--out", str(existing)]
+    args = ["predict", tiny_run, "--frontal", "a.png", "--lateral", "b.png", "--out", str(existing)]
     assert main(args) == 2
     _one_line_error(capsys, "ct.nii.gz", "exists")
     assert existing.read_text() == "a CT the user made"
     png = tmp_path / "p.png"
     png.write_text("mine")
-    assert main(["data", "preview", data_dir, "--out", str(png)]) == 2
+    assert main(["data", "preview", phantom_dataset, "--out", str(png)]) == 2
     _one_line_error(capsys, "p.png", "exists")
-    assert main(["data", "preview", data_dir, "--out", str(png), "--overwrite"]) == 0
+    assert main(["data", "preview", phantom_dataset, "--out", str(png), "--overwrite"]) == 0
     assert png.read_bytes().startswith(b"\x89PNG")
 
 
@@ -132,14 +122,14 @@ def test_dry_run_needs_no_out_and_train_without_out_is_one_line(capsys):
     _one_line_error(capsys, "--out")
 
 
-def test_bad_experiments_files_and_run_configs_are_one_line(run_dir, tmp_path, capsys):
+def test_bad_experiments_files_and_run_configs_are_one_line(tiny_run, tmp_path, capsys):
     binary = tmp_path / "x.yaml"
     binary.write_bytes(bytes(range(256)) * 4)
     for path in (str(tmp_path), str(binary)):
         assert main(["train", "--row", "64-Dense", "--dry-run", "--experiments", path]) == 2
         _one_line_error(capsys, path)
     broken = tmp_path / "run"
-    shutil.copytree(run_dir, broken)
+    shutil.copytree(tiny_run, broken)
     (broken / "config.json").write_text('{"row": "64-Dense"}')
     assert main(["export", str(broken), "--out", str(tmp_path / "e")]) == 2
     _one_line_error(capsys, "config.json", "damaged")
@@ -149,9 +139,9 @@ def test_bad_experiments_files_and_run_configs_are_one_line(run_dir, tmp_path, c
     assert not os.path.exists(tmp_path / "e")
 
 
-def test_a_damaged_record_during_training_is_one_line(data_dir, tmp_path, capsys):
+def test_a_damaged_record_during_training_is_one_line(phantom_dataset, tmp_path, capsys):
     data = tmp_path / "data"
-    shutil.copytree(data_dir, data)
+    shutil.copytree(phantom_dataset, data)
     for name in sorted(os.listdir(data / "cases"))[:3]:
         record = data / "cases" / name
         record.write_bytes(record.read_bytes()[:100])  # truncated, as by a full disk
