@@ -94,6 +94,12 @@ def _model_builders():
     return MODEL_BUILDERS
 
 
+def _output_biases():
+    from xprospect_tf.models.reconstruction import OUTPUT_BIASES
+
+    return OUTPUT_BIASES
+
+
 def _losses():
     from xprospect_tf.training.losses import LOSSES
 
@@ -155,6 +161,9 @@ class ModelConfig:
     base_filters: int = setting(16, "filters of the first level", check=check_positive_int)
     levels: typing.Optional[int] = setting(None, "down-sampling levels; null: log2(size) - 2",
                                            check=check_positive_int)
+    output_bias: str = setting("mean", "initial bias of the sigmoid output: 'mean' (the untrained "
+                               "model predicts the training volumes' mean voxel value; ours) or 'zero' "
+                               "(Keras' default: it predicts 0.5)", choices=_output_biases)
 
 
 @dataclasses.dataclass(frozen=True)

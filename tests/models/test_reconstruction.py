@@ -161,3 +161,20 @@ def test_inputs_can_be_given_by_name(tiny_models):
     np.testing.assert_allclose(by_name, model([frontal, lateral]), rtol=1e-6)
     swapped = model({"frontal": lateral, "lateral": frontal})
     assert not np.allclose(swapped, by_name)
+
+
+@pytest.mark.parametrize("output_bias, expected", [("mean", np.log(0.15 / 0.85)), ("zero", 0.0)])
+def test_output_starts_at_the_training_mean(output_bias, expected):
+    config = ModelConfig(dense_units=4, base_filters=2, output_bias=output_bias)
+    model = build_model(config, 16, output_mean=0.15)
+    (bias,) = [w for w in model.get_layer("ct").get_weights() if w.ndim == 1]
+    np.testing.assert_allclose(bias, [expected], rtol=1e-6, atol=1e-7)
+    if output_bias == "mean":  # the untrained model's mean prediction is near the training mean
+        prediction = model.predict(images(16, batch=4), verbose=0)
+        assert abs(float(prediction.mean()) - 0.15) < 0.05
+
+
+@pytest.mark.parametrize("mean", [0.0, 1.0, -0.1, float("nan")])
+def test_output_mean_outside_the_open_unit_interval_is_refused(mean):
+    with pytest.raises(ConfigError, match="output_mean"):
+        build_reconstruction_model(**TINY, output_mean=mean)

@@ -21,7 +21,7 @@ def _check_spatial_dims(spatial_dims):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
 
 
-def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION):
+def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION, bias_initializer="zeros"):
     """A 'same'-padded convolution with SELU and lecun_normal initialization.
 
     Args:
@@ -30,6 +30,7 @@ def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION)
         name: the layer's name.
         kernel_size: kernel side (3 by default; 1 for channel mixing).
         activation: activation (``"selu"`` by default).
+        bias_initializer: the bias's Keras initializer (zeros by default).
 
     Returns:
         An unbuilt ``keras.layers.Conv2D`` or ``Conv3D``.
@@ -41,7 +42,7 @@ def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION)
     _check_spatial_dims(spatial_dims)
     return _CONV[spatial_dims](
         filters, kernel_size, padding="same", activation=activation,
-        kernel_initializer=KERNEL_INITIALIZER, name=name,
+        kernel_initializer=KERNEL_INITIALIZER, bias_initializer=bias_initializer, name=name,
     )
 
 

@@ -12,6 +12,7 @@ Layout (``docs/architecture.md`` has the layer-by-layer table)::
 """
 
 import logging
+import math
 
 import keras
 
@@ -38,7 +39,7 @@ def level_filters(base_filters, levels):
 
 
 def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_filters=16,
-                               levels=None, name=None):
+                               levels=None, output_mean=None, name=None):
     """Build the XprospeCT UNet-Dense (optionally ProjInj) model as a functional ``keras.Model``.
 
     Paulson et al., 2024, Table 1 rows "64-Dense", "512-Dense", "512-Dense MAE"
@@ -57,6 +58,13 @@ def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_fil
         base_filters: channels at full resolution; doubled per level, capped
             at 8 * base_filters.
         levels: down-sampling levels; ``None`` gives log2(size) - 2 (a 4^3 bottleneck grid).
+        output_mean: the training volumes' mean voxel value, in (0, 1). The
+            output convolution's bias starts at its logit, so the untrained
+            model predicts that value everywhere rather than sigmoid(0) = 0.5
+            (ours; the paper does not say how its output layer starts). In a
+            chest CT window most voxels are air near 0: starting at 0.5 costs
+            the first epochs (and, at higher learning rates, kills the SELU
+            units), see ``docs/table1-recipe.md``. ``None``: a zero bias.
         name: model name; ``None`` gives e.g. ``"xprospect_512_dense"``.
 
     Returns:
@@ -73,6 +81,7 @@ def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_fil
         (None, 16, 16, 16, 1)
     """
     levels = _validated_levels(size, dense_units, projinj, base_filters, levels)
+    bias = _logit_initializer(output_mean)
     filters = level_filters(base_filters, levels)
     _check_dense_kernels(size, levels, filters[-1], dense_units)
     name = name or f"xprospect_{dense_units}_{'projinj' if projinj else 'dense'}"
@@ -82,7 +91,7 @@ def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_fil
     coronal = _branch(frontal, "coronal", filters, dense_units)
     sagittal = _branch(lateral, "sagittal", filters, dense_units)
     images = (frontal, lateral) if projinj else None
-    ct = _fusion_decoder(coronal, sagittal, images, filters)
+    ct = _fusion_decoder(coronal, sagittal, images, filters, bias)
 
     model = keras.Model([frontal, lateral], ct, name=name)
     log.info("built %s: size %d, %d levels, filters %s, %d parameters",
@@ -127,7 +136,7 @@ def _inject(x, images, level):
     return keras.layers.Concatenate(name=f"projinj_concat_{level}")([x, projected])
 
 
-def _fusion_decoder(coronal, sagittal, images, filters):
+def _fusion_decoder(coronal, sagittal, images, filters, bias_initializer):
     """Fuse the branch volumes bottom-up (Connection-C, then Connection-D) into the CT volume."""
     bottom = len(filters) - 1
     x = ConnectionC(name="connection_c")([coronal[bottom], sagittal[bottom]])
@@ -137,7 +146,23 @@ def _fusion_decoder(coronal, sagittal, images, filters):
         up = upsample(3, name=f"fusion_up_{i}")(x)
         x = ConnectionD(name=f"connection_d_{i}")([coronal[i], sagittal[i], up])
         x = ConvBlock(filters[i], spatial_dims=3, name=f"fusion_{i}")(_inject(x, images, i))
-    return selu_conv(1, 3, name="ct", kernel_size=1, activation="sigmoid")(x)
+    return selu_conv(1, 3, name="ct", kernel_size=1, activation="sigmoid",
+                     bias_initializer=bias_initializer)(x)
+
+
+def _logit_initializer(mean):
+    """A bias initializer that makes ``sigmoid(bias) == mean`` (zeros for ``None``).
+
+    Example:
+        >>> float(keras.ops.sigmoid(_logit_initializer(0.2)((1,)))[0])  # doctest: +ELLIPSIS
+        0.2...
+    """
+    if mean is None:
+        return "zeros"
+    mean = float(mean)
+    if not 0.0 < mean < 1.0:
+        raise ConfigError(f"output_mean = {mean!r}: the mean voxel value must lie strictly between 0 and 1")
+    return keras.initializers.Constant(math.log(mean / (1.0 - mean)))
 
 
 # -- argument checks -------------------------------------------------------------
@@ -169,19 +194,25 @@ def _check_dense_kernels(size, levels, channels, dense_units):
 # -- configuration -> model ------------------------------------------------------
 
 
-def _unet_dense(config_model, size):
+OUTPUT_BIASES = ("mean", "zero")
+"""``model.output_bias`` choices: start the output at the training mean, or at sigmoid(0) = 0.5."""
+
+
+def _unet_dense(config_model, size, output_mean=None):
     return build_reconstruction_model(
         size=size, dense_units=config_model.dense_units, projinj=config_model.projinj,
         base_filters=config_model.base_filters, levels=config_model.levels,
+        output_mean=output_mean if config_model.output_bias == "mean" else None,
     )
 
 
 MODEL_BUILDERS = {"unet-dense": _unet_dense}
-"""Trained architecture name (``model.architecture``) -> builder ``(ModelConfig, size) -> keras.Model``;
+"""Trained architecture name (``model.architecture``) -> builder
+``(ModelConfig, size, output_mean=None) -> keras.Model``;
 the baselines' builders are :data:`xprospect_tf.models.baselines.BASELINES`."""
 
 
-def build_model(config_model, size):
+def build_model(config_model, size, output_mean=None):
     """Build the Keras model a :class:`~xprospect_tf.config.ModelConfig` names.
 
     Dispatches on ``config_model.architecture`` through :data:`MODEL_BUILDERS`.
@@ -189,6 +220,8 @@ def build_model(config_model, size):
     Args:
         config_model: the row's ``ModelConfig``.
         size: cube side (the row's ``data.size``).
+        output_mean: the training volumes' mean voxel value; the output starts
+            there when ``config_model.output_bias`` is ``"mean"`` (``None``: 0.5).
 
     Returns:
         An uncompiled ``keras.Model``.
@@ -214,4 +247,4 @@ def build_model(config_model, size):
             f"model.architecture = {architecture!r}: use one of "
             f"{', '.join(list(MODEL_BUILDERS) + list(BASELINES))}"
         )
-    return MODEL_BUILDERS[architecture](config_model, size)
+    return MODEL_BUILDERS[architecture](config_model, size, output_mean=output_mean)

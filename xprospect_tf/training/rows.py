@@ -17,12 +17,18 @@ from xprospect_tf.files import atomic_path
 log = logging.getLogger(__name__)
 
 
-def build_compiled_model(config, strategy=None):
+MEAN_CASES = 64  # training cases averaged for the output's starting value (ours: a scalar needs few)
+
+
+def build_compiled_model(config, strategy=None, output_mean=None):
     """Build and compile the Keras model of a trained row.
 
     Args:
         config: the row's :class:`~xprospect_tf.config.RunConfig`.
         strategy: a ``tf.distribute`` strategy to build under (``None``: the default).
+        output_mean: the training volumes' mean voxel value (:func:`mean_voxel`):
+            the untrained model's output when ``config.model.output_bias`` is
+            ``"mean"``; ``None`` starts it at 0.5.
 
     Returns:
         a compiled ``keras.Model``: ``config.model`` at ``config.data.size``,
@@ -41,7 +47,7 @@ def build_compiled_model(config, strategy=None):
     from xprospect_tf.training.optimizers import get_optimizer
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = build_model(config.model, config.data.size)
+        model = build_model(config.model, config.data.size, output_mean=output_mean)
         model.compile(
             optimizer=get_optimizer(config.train.optimizer, config.train.learning_rate),
             loss=get_loss(config.train.loss),
@@ -49,6 +55,27 @@ def build_compiled_model(config, strategy=None):
             run_eagerly=config.train.run_eagerly,
         )
     return model
+
+
+def mean_voxel(data_dir, split="train", limit=MEAN_CASES):
+    """The mean voxel value of the first ``limit`` cases of a prepared split.
+
+    Example:
+        >>> import tempfile
+        >>> import numpy as np
+        >>> from xprospect_tf.data.prepared import load_case, read_manifest, write_prepared
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     _ = write_prepared("phantom:3", folder, size=8, test_count=1, workers=1, progress=False)
+        ...     cts = [load_case(folder, i)["ct"] for i in read_manifest(folder).ids("train")]
+        ...     bool(np.isclose(mean_voxel(folder), np.mean(cts)))
+        True
+    """
+    import numpy as np
+
+    from xprospect_tf.data.prepared import load_prepared
+
+    means = [float(np.mean(ct)) for _, ct in load_prepared(data_dir, split).take(limit).as_numpy_iterator()]
+    return float(np.mean(means))
 
 
 def is_baseline(config):
@@ -91,7 +118,8 @@ def fit_row(cfg, run_dir, data_dir):
 
     strategy = get_strategy(cfg.train.strategy)
     batch = global_batch_size(cfg.train.batch_size, strategy)
-    model = build_compiled_model(cfg, strategy)
+    output_mean = mean_voxel(data_dir) if cfg.model.output_bias == "mean" else None
+    model = build_compiled_model(cfg, strategy, output_mean)
     report = tensor_size_report(model, batch)
     log.info("%s: %s parameters, estimated training memory %.2f GiB (batch %d, %d replica(s))",
              cfg.row, f"{model.count_params():,}", report.training_bytes / 2**30, batch,
