@@ -65,7 +65,7 @@ def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_fil
 
     Raises:
         ConfigError: an argument is out of range (the message names it).
-        TensorSizeError: a Connection-A Dense kernel would exceed 2^31 elements.
+        TensorSizeError: a Connection-A Dense kernel would exceed 2^31-1 elements.
 
     Example:
         >>> model = build_reconstruction_model(size=16, dense_units=8, base_filters=2)
@@ -154,14 +154,14 @@ def _validated_levels(size, dense_units, projinj, base_filters, levels):
 
 
 def _check_dense_kernels(size, levels, channels, dense_units):
-    """Raise TensorSizeError if a Connection-A Dense kernel exceeds 2^31 elements."""
+    """Raise TensorSizeError if a Connection-A Dense kernel exceeds 2^31-1 elements (INT32_LIMIT)."""
     grid = size // 2**levels
     features = grid * grid * channels
     largest = max(features * dense_units, dense_units * grid**3 * channels)
     if largest > INT32_LIMIT:
         raise TensorSizeError(
             f"levels = {levels} at size {size}: a Connection-A Dense kernel would hold "
-            f"{largest:,} weights (TensorFlow's limit is 2^31); raise levels "
+            f"{largest:,} weights (TensorFlow's limit is 2^31-1 elements per tensor); raise levels "
             f"(null gives {default_levels(size)}) or lower dense_units"
         )
 
