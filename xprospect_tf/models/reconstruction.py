@@ -42,7 +42,9 @@ def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_fil
     """Build the XprospeCT UNet-Dense (optionally ProjInj) model as a functional ``keras.Model``.
 
     Paulson et al., 2024, Table 1 rows "64-Dense", "512-Dense", "512-Dense MAE"
-    (``dense_units`` 64/512) and "512-ProjInj" (section 4.4, ``projinj=True``).
+    (``dense_units`` 64/512) and "512-ProjInj" (section 4.4, ``projinj=True``);
+    sections 3.2-3.3 give the structure, and the depth, filter counts, pooling
+    and up-sampling are ours (``docs/architecture.md``, "The paper's protocol").
     Two 2D UNet encoders (coronal on the frontal image, sagittal on the
     lateral) feed 3D decoders through Connection-A (dense bottleneck) and
     Connection-B (skips expanded along the projection axis); a fusion decoder
