@@ -70,7 +70,13 @@ def main(args):
 
 
 def dry_run(cfg):
-    """Print the tensor-size and memory report; exit status 1 if a limit would be exceeded."""
+    """Print the tensor-size and memory report; exit status 1 if a limit would be exceeded.
+
+    The report names the limit checked (TensorFlow's 2^31-1 elements per tensor,
+    which the paper words as "2^32 parameters per layer") and the largest batch
+    size that fits it; a batch over the limit is reported on stderr with the
+    message a real run would stop with.
+    """
     from xprospect_tf.training.guard import tensor_size_report
     from xprospect_tf.training.rows import build_compiled_model
 
@@ -78,9 +84,9 @@ def dry_run(cfg):
     report = tensor_size_report(model, cfg.train.batch_size)
     print(f"{cfg.row} ({cfg.preset}): {model.count_params():,} parameters, batch {cfg.train.batch_size}")
     print(report.format())
-    violations = report.violations()
-    if violations:
-        print(f"would exceed TensorFlow's tensor-size limit in {len(violations)} layer(s)", file=sys.stderr)
+    problem = report.problem()
+    if problem is not None:
+        print(f"would stop before training: {problem}", file=sys.stderr)
         return 1
     return 0
 

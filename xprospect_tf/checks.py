@@ -12,17 +12,19 @@ import math
 from xprospect_tf.errors import ConfigError
 
 DEFAULT_WINDOW = (-1000.0, 1000.0)
-"""The paper's HU window mapped to [0, 1] (XprospeCT, section 3.1); a library default
-for pure functions only: workflows pass the run's ``data.window``."""
+"""The paper's HU window mapped to [0, 1] (XprospeCT, section 2: the volumes are scaled
+"from -1000, 1000 HU to between 0 and 1"); a library default for pure functions only:
+workflows pass the run's ``data.window``."""
 
 DEFAULT_FOV_MM = 400.0
 """Side of the cube a case is resampled into, in mm: holds an adult chest (about
-350 mm wide, 250 mm deep). This project's choice: the paper says only that the
-volumes were resized."""
+350 mm wide, 250 mm deep). Ours: the paper says only that the volumes were
+"resized" to 128^3 or 64^3 (section 2), not how much of the body the cube holds."""
 
 INT32_LIMIT = 2**31 - 1
 """The largest element count of one tensor that TensorFlow's int32 indexing
-allows (the paper speaks of a limit of "2^32 parameters per layer")."""
+allows: the limit the tensor-size guard checks, per tensor (weights and
+activations alike). The paper (section 5.2) words it as "2^32 parameters per layer"."""
 
 MIN_DATA_SIZE = 8
 """The smallest cube side a prepared dataset may have."""

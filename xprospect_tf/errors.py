@@ -19,4 +19,5 @@ class ConfigError(XprospectError, ValueError):
 
 
 class TensorSizeError(XprospectError):
-    """A tensor or weight would exceed TensorFlow's 2^31/2^32 element limits."""
+    """A tensor or weight would exceed TensorFlow's limit of 2^31-1 elements per tensor
+    (the paper, section 5.2, words it as "2^32 parameters per layer")."""

@@ -97,3 +97,25 @@ def test_tensors_inside_composite_layers_are_counted():
     rows = {r.name: r for r in report.layers}
     assert rows["block"].activation_elements == 3 * 2 * 8 * 8 * 8 * 5
     assert rows["lift"].activation_elements == 2 * (8 * 8 * 3 + 2 * 8 * 8 * 8 * 3)
+
+
+@pytest.mark.parametrize("size, base_filters, projinj", [(16, 2, True), (32, 4, False)])
+def test_largest_batch_of_the_reconstruction_model_matches_its_widest_tensor(size, base_filters, projinj):
+    from xprospect_tf.models.reconstruction import build_reconstruction_model
+
+    model = build_reconstruction_model(size=size, dense_units=64, projinj=projinj, base_filters=base_filters)
+    # independent count: the widest full-size tensor is the fusion decoder's input at scale 0,
+    # Connection-D's average (C0 channels) + the up-sampled scale-1 output (C1 = 2 C0)
+    # (+ the 2 back-projection channels with ProjInj): size^3 (3 C0 [+ 2]) per sample.
+    per_sample = size**3 * (3 * base_filters + (2 if projinj else 0))
+    expected = (2**31 - 1) // per_sample
+    report = guard.tensor_size_report(model, 7)
+    assert report.largest_per_sample[0] == per_sample
+    assert report.max_batch_size() == expected
+    assert guard.check_tensor_sizes(model, expected).problem() is None
+    with pytest.raises(TensorSizeError) as e:
+        guard.check_tensor_sizes(model, expected + 1)
+    msg = str(e.value)
+    assert f"the largest batch size that fits is {expected:,}" in msg
+    assert "2,147,483,647 (2^31-1) elements per tensor" in msg and '"2^32 parameters per layer"' in msg
+    assert f"largest batch size that fits: {expected:,}" in report.format()

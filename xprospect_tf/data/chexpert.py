@@ -1,7 +1,8 @@
 """CheXpert (Irvin et al. 2019) index: frontal/lateral pairs and single-view lists.
 
-The paper (Section 3.1 and the style-transfer experiment) uses CheXpert
-radiographs. CheXpert ships a CSV (``train.csv``, ``valid.csv``) with one row per
+XprospeCT (sections 2 and 3.1) trains its style-transfer CycleGANs on CheXpert
+radiographs: "a total of 2,390 paired orthogonal X-rays" (how the pairs were chosen
+is not stated; the pairing rule below is ours). CheXpert ships a CSV (``train.csv``, ``valid.csv``) with one row per
 image; the columns used here are ``Path`` (e.g.
 ``CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg``),
 ``Frontal/Lateral`` (``Frontal`` or ``Lateral``) and ``AP/PA`` (``AP``, ``PA``,

@@ -22,7 +22,10 @@ datasets prepared at different fields of view."""
 def mean_projections(vol01):
     """The paper's "mean CT" X-rays: means of the normalized volume along rays.
 
-    Paper, Methods ("mean CT" X-rays): frontal = mean over depth ``y``, lateral = mean over ``x``.
+    XprospeCT, section 3.1: the CT scans "were averaged along the coronal and sagittal
+    axis" to give anterior-posterior and lateral images: frontal = mean over depth
+    ``y``, lateral = mean over ``x``. Averaging the windowed [0, 1] volume (rather
+    than HU) is ours; the paper does not say which.
 
     Args:
         vol01: array ``(..., z, x, y)`` in ``[0, 1]``.
@@ -109,8 +112,10 @@ def drr(hu, spacing_mm, mu_water=MU_WATER_PER_MM, full_scale_mm=FULL_SCALE_MM, g
 def back_projection(ap, lateral):
     """Smear the two X-rays back through the volume and average them.
 
-    The simplified back-projection of the paper (Methods: the ProjInj input and
-    the "Back-projection" baseline): ``vol[z, x, y] = (ap[z, x] + lateral[z, y]) / 2``.
+    XprospeCT, section 4.4, describes ProjInj's input only as "a simplified version
+    of back projection with the orthogonal X-ray images"; this smear-and-average is
+    our reading of it, and the "Back-projection" baseline that uses it alone is ours:
+    ``vol[z, x, y] = (ap[z, x] + lateral[z, y]) / 2``.
     For a volume that is constant along both ray directions (it depends on
     ``z`` only) this inverts :func:`mean_projections`.
 

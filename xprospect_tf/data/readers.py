@@ -56,7 +56,7 @@ XRAY_MIN_PIXELS = 8
 def read_volume(path, series=None, check_hu=True):
     """Read a CT volume in HU into canonical ``(z, x, y)`` order.
 
-    Section 3.1 of the paper (data): CT volumes are the model's targets. The
+    XprospeCT, section 2 (Data): CT volumes are the model's targets. The
     format is chosen from the path: a folder is read as a DICOM series, a
     ``.nii``/``.nii.gz`` file as NIfTI (``scl_slope``/``scl_inter`` applied),
     a ``.npz``/``.npy`` file as a RAD-ChestCT array (:func:`read_rad_chestct`).

@@ -27,8 +27,9 @@ _COARSE_MIN_VOXELS = 32  # ... that keeps at least this many voxels per axis
 def hu_window(hu, window=DEFAULT_WINDOW):
     """Clip Hounsfield units to ``window`` and scale them linearly to ``[0, 1]``.
 
-    Paper, Methods (data preparation): CT intensities are clipped to [-1000, 1000] HU and
-    normalized; X-ray2CTPA uses [-100, 900].
+    XprospeCT, section 2 (Data): the CT volumes are scaled "from -1000, 1000 HU to
+    between 0 and 1"; clipping the values outside the window is ours (the paper does
+    not say what happens to them). X-ray2CTPA uses [-100, 900].
 
     Args:
         hu: array in HU, any shape.
@@ -205,7 +206,9 @@ def resize_volume(array, size, order=1, anti_aliasing=True):
 def prepare_volume(volume, size, fov_mm=DEFAULT_FOV_MM):
     """The pipeline applied to every CT: isotropic resample + body-centred cube.
 
-    Paper, Methods (data preparation). The output is a ``size``^3 cube of side
+    XprospeCT, section 2 (Data), says only that the volumes were "resized" to
+    128^3 or 64^3; the isotropic resampling into a body-centred cube of a fixed
+    field of view is ours. The output is a ``size``^3 cube of side
     ``fov_mm`` mm (voxel size ``fov_mm / size``) centred on the body's bounding
     box. The default field of view (``DEFAULT_FOV_MM``, 400 mm) holds an adult chest (about
     350 mm wide and 250 mm deep); anything outside it is cut, and cube voxels outside

@@ -1,8 +1,11 @@
 """Per-case image-quality metrics of a predicted CT volume (numpy).
 
-The paper's Table 1 reports MSE, MAE, PSNR and SSIM between the predicted and
-the true normalized volume (values in [0, 1]) for each test case, then the mean
-and standard deviation over the test set. These functions work on one case at a
+The paper's Table 1 reports one number per row: the test MSE ("Test Accuracy
+MSE (± 0.001)", on volumes scaled to [0, 1]). MAE, PSNR and 3D SSIM, and the
+standard deviation over test cases beside each mean, are ours (common in
+X-ray-to-CT work). Every metric compares the predicted and the true normalized
+volume (values in [0, 1]) for each test case; the table gives the mean and
+standard deviation over the test set. These functions work on one case at a
 time; :func:`summarize` aggregates them.
 """
 

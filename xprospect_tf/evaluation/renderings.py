@@ -1,4 +1,6 @@
-"""Figures of predictions: axial slices per Table 1 row, and 3D renderings (the paper's Fig. 4)."""
+"""Figures of predictions: axial slices per Table 1 row (the paper's Table 1 shows an
+example axial image per row), and 3D renderings (the paper's Figure 4 renders the
+64-Dense-Styled-Inputs and 512-ProjInj predictions; the iso-surfaces are ours)."""
 
 import numpy as np
 

@@ -12,10 +12,11 @@ COMBINE_MODES = ("channels", "mean")
 class BackProjection(keras.layers.Layer):
     """Smear the frontal image along ``y`` and the lateral along ``x``, at 1/``pool_size`` scale.
 
-    XprospeCT (Paulson et al., 2024, section 4.4, "512-ProjInj"): the input
-    X-rays are back-projected through the volume and injected (concatenated)
-    into the fusion decoder at every scale, so each scale sees the raw
-    projections directly. The images are average-pooled by ``pool_size``
+    XprospeCT (Paulson et al., 2024, section 4.4, "512-ProjInj"): "a simplified
+    version of back projection with the orthogonal X-ray images" is injected
+    into the model. Where and how is ours: the X-rays are back-projected through
+    the volume and concatenated into the fusion decoder at every scale, so each
+    scale sees the raw projections directly. The images are average-pooled by ``pool_size``
     first; since a smear is constant along its depth axis, this equals
     average-pooling the full-size back-projected volume.
 

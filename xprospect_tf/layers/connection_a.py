@@ -11,11 +11,12 @@ from xprospect_tf.layers.blocks import ACTIVATION, KERNEL_INITIALIZER
 class ConnectionA(keras.layers.Layer):
     """Flatten -> Dense(``dense_units``) -> Dense(g^3 * C) -> reshape to ``(g, g, g, C)``.
 
-    XprospeCT (Paulson et al., 2024, "Connection-A"): the bottleneck
-    of each 2D encoder is flattened and passed through a fully connected layer
-    of 64 or 512 units (Table 1 rows "64-Dense" / "512-Dense"), then a second
-    fully connected layer whose output is reshaped into the first volume of the
-    3D decoder. Flattening makes it work for inputs of any dimensionality.
+    XprospeCT (Paulson et al., 2024, sections 3.3 and 4.3, "Connection-A"): the
+    paper fixes the dense layer "at the apex" of each UNet, of 64 or 512 neurons
+    (Table 1 rows "64-Dense" / "512-Dense"), and an output "reshaped to a uniform
+    three-dimensional" tensor "regardless of the input dimensionality". Ours: the
+    bottleneck is flattened (so any input rank works) and a second fully
+    connected layer's output is reshaped into the first volume of the 3D decoder.
 
     Args:
         dense_units: units of the first (bottleneck) Dense layer.

@@ -10,9 +10,11 @@ from xprospect_tf.layers.blocks import selu_conv
 class ConnectionB(keras.layers.Layer):
     """1x1 Conv2D to ``filters`` -> repeat along a new axis 3 -> 3^3 Conv3D.
 
-    XprospeCT (Paulson et al., 2024, "Connection-B"): the skip connection of a
-    2D encoder level is lifted to 3D so it can be concatenated with the 3D
-    decoder at the same scale. The new axis is the projection direction of
+    XprospeCT (Paulson et al., 2024, section 3.3, "Connection-B"): the skip
+    connection of a 2D encoder level is lifted to 3D so it can be concatenated
+    with the 3D decoder at the same scale, a Conv2D matching the channels and a
+    Conv3D working on the expanded tensor (the paper's); the kernel sizes and the
+    repetition along the new axis are ours. The new axis is the projection direction of
     the view: depth ``y`` for the coronal (frontal) branch, whose output is
     ``(b, z, x, y, c)``; depth ``x`` for the sagittal (lateral) branch, whose
     output is ``(b, z, y, x, c)`` until Connection-C swaps axes 2 and 3.

@@ -18,7 +18,7 @@ def sagittal_to_canonical(volume):
 class ConnectionC(keras.layers.Layer):
     """Average the coronal volume with the axis-swapped sagittal volume.
 
-    XprospeCT (Paulson et al., 2024, "Connection-C"): the sagittal branch
+    XprospeCT (Paulson et al., 2024, section 3.3, "Connection-C"): the sagittal branch
     expands its 2D features along ``x``, so its volume is ``(b, z, y, x, c)``;
     swapping axes 2 and 3 makes it orthogonal to the coronal branch's
     ``(b, z, x, y, c)`` volume, and the two are averaged. No weights.

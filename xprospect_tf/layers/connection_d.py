@@ -10,7 +10,7 @@ from xprospect_tf.layers.connection_c import ConnectionC
 class ConnectionD(keras.layers.Layer):
     """Concatenate ``ConnectionC([coronal, sagittal])`` with the previous fusion layer.
 
-    XprospeCT (Paulson et al., 2024, "Connection-D"): at every scale above the
+    XprospeCT (Paulson et al., 2024, section 3.3, "Connection-D"): at every scale above the
     bottleneck, the fusion decoder's up-sampled output is joined (channel
     concatenation) with the Connection-C average of the two branch decoders
     at that scale. No weights.

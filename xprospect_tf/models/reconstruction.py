@@ -43,7 +43,9 @@ def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_fil
     """Build the XprospeCT UNet-Dense (optionally ProjInj) model as a functional ``keras.Model``.
 
     Paulson et al., 2024, Table 1 rows "64-Dense", "512-Dense", "512-Dense MAE"
-    (``dense_units`` 64/512) and "512-ProjInj" (section 4.4, ``projinj=True``).
+    (``dense_units`` 64/512) and "512-ProjInj" (section 4.4, ``projinj=True``);
+    sections 3.2-3.3 give the structure, and the depth, filter counts, pooling
+    and up-sampling are ours (``docs/architecture.md``, "The paper's protocol").
     Two 2D UNet encoders (coronal on the frontal image, sagittal on the
     lateral) feed 3D decoders through Connection-A (dense bottleneck) and
     Connection-B (skips expanded along the projection axis); a fusion decoder
@@ -73,7 +75,7 @@ def build_reconstruction_model(size=64, dense_units=512, projinj=False, base_fil
 
     Raises:
         ConfigError: an argument is out of range (the message names it).
-        TensorSizeError: a Connection-A Dense kernel would exceed 2^31 elements.
+        TensorSizeError: a Connection-A Dense kernel would exceed 2^31-1 elements.
 
     Example:
         >>> model = build_reconstruction_model(size=16, dense_units=8, base_filters=2)
@@ -179,14 +181,14 @@ def _validated_levels(size, dense_units, projinj, base_filters, levels):
 
 
 def _check_dense_kernels(size, levels, channels, dense_units):
-    """Raise TensorSizeError if a Connection-A Dense kernel exceeds 2^31 elements."""
+    """Raise TensorSizeError if a Connection-A Dense kernel exceeds 2^31-1 elements (INT32_LIMIT)."""
     grid = size // 2**levels
     features = grid * grid * channels
     largest = max(features * dense_units, dense_units * grid**3 * channels)
     if largest > INT32_LIMIT:
         raise TensorSizeError(
             f"levels = {levels} at size {size}: a Connection-A Dense kernel would hold "
-            f"{largest:,} weights (TensorFlow's limit is 2^31); raise levels "
+            f"{largest:,} weights (TensorFlow's limit is 2^31-1 elements per tensor); raise levels "
             f"(null gives {default_levels(size)}) or lower dense_units"
         )
 

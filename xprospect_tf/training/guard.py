@@ -1,14 +1,15 @@
 """Tensor-size guard: catch tensors TensorFlow cannot hold before training.
 
-XprospeCT (section 5.2) names TensorFlow's limit as "2^32 parameters per
-layer" and could not train 256 x 256 inputs because of it. The limit TensorFlow
-actually enforces is per tensor: 2^31 - 1 elements (32-bit indexing in many
-kernels), for weights and activations alike, and its errors do not say which
-layer is at fault. That is the limit this guard checks
-(:data:`xprospect_tf.checks.INT32_LIMIT`). At 128^3 and beyond, a decoder
-activation of shape ``(batch, S, S, S, filters)`` reaches it quickly. This
-module walks a built Keras model, multiplies every activation by the batch
-size, and reports the offenders by name.
+XprospeCT (section 5.2, "TensorFlow's Max Limit on Parameters") words the
+limit as "2^32 parameters per layer" and could not train 256 x 256 inputs
+because of it (section 4.1). The limit TensorFlow actually enforces is per
+tensor, not per layer: 2^31 - 1 elements (the int32 indexing of many kernels),
+for weights and activations alike, and its errors do not say which layer is at
+fault. That is the limit this guard checks (:data:`xprospect_tf.checks.INT32_LIMIT`).
+At 128^3 and beyond, a decoder activation of shape ``(batch, S, S, S, filters)``
+reaches it quickly. This module walks a built Keras model, multiplies every
+activation by the batch size, reports the offenders by name and computes the
+largest batch size that fits.
 """
 
 import dataclasses
@@ -21,6 +22,21 @@ from xprospect_tf.errors import ConfigError, TensorSizeError
 log = logging.getLogger(__name__)
 
 BYTES_PER_ELEMENT = 4  # float32
+
+
+def describe_limit(limit=INT32_LIMIT):
+    """The limit in words, as the dry run and the errors print it.
+
+    Example:
+        >>> describe_limit().split(" (int32")[0]
+        "TensorFlow's limit of 2,147,483,647 (2^31-1) elements per tensor"
+        >>> describe_limit(100)
+        'a limit of 100 elements per tensor'
+    """
+    if limit != INT32_LIMIT:
+        return f"a limit of {limit:,} elements per tensor"
+    return (f"TensorFlow's limit of {INT32_LIMIT:,} (2^31-1) elements per tensor "
+            '(int32 indexing; the paper, section 5.2, words it as "2^32 parameters per layer")')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,13 +98,70 @@ class SizeReport:
         w = self.weight_elements
         return BYTES_PER_ELEMENT * (w * (2 + self.optimizer_slots) + self.activation_elements)
 
+    @property
+    def largest_per_sample(self):
+        """``(elements, layer name)`` of the largest single activation tensor of one sample.
+
+        Activations grow linearly with the batch, weights do not: the batch
+        size that fits is ``limit // elements``.
+        """
+        layer = max(self.layers, key=lambda r: r.largest_activation)
+        return layer.largest_activation // self.batch_size, layer.name
+
     def max_batch_size(self, limit=INT32_LIMIT):
         """The largest batch size whose activations all stay within ``limit``
-        elements (0 when a weight tensor alone exceeds it)."""
+        elements (0 when a weight tensor or one sample's activation alone exceeds it)."""
         if any(r.largest_weight > limit for r in self.layers):
             return 0
-        per_sample = max((r.largest_activation // self.batch_size for r in self.layers), default=0)
+        per_sample, _ = self.largest_per_sample
         return limit // per_sample if per_sample else math.inf
+
+    def problem(self, limit=INT32_LIMIT):
+        """What exceeds ``limit`` and what to change, in one message; ``None`` when everything fits.
+
+        The text of :class:`~xprospect_tf.errors.TensorSizeError` (a real run)
+        and of ``xprospect train --dry-run``.
+        """
+        bad = self.violations(limit)
+        if not bad:
+            return None
+        worst = bad[0]
+        max_batch = self.max_batch_size(limit)
+        heavy = [r for r in bad if r.largest_weight > limit]
+        if heavy:
+            advice = (f"a weight tensor of layer {heavy[0].name!r} ({heavy[0].largest_weight:,} elements) "
+                      "is too large whatever the batch size: "
+                      "reduce model.dense_units, model.base_filters or data.size")
+        elif max_batch == 0:
+            per_sample, name = self.largest_per_sample
+            advice = (f"even batch size 1 is too large (layer {name!r} holds {per_sample:,} elements "
+                      "per sample): reduce data.size or model.base_filters")
+        else:
+            advice = (
+                f"the largest batch size that fits is {max_batch:,}: reduce train.batch_size to "
+                f"{max_batch} or less, or reduce data.size or model.base_filters"
+            )
+        return (
+            f"layer {worst.name!r} ({worst.class_name}, output {', '.join(map(str, worst.output_shapes))}) "
+            f"holds a tensor of {worst.largest_tensor:,} elements at batch size {self.batch_size}, "
+            f"over {describe_limit(limit)}; {advice}. {len(bad)} layer(s) exceed the limit."
+        )
+
+    def limit_lines(self, limit=INT32_LIMIT):
+        """The limit checked and the largest batch size that fits, as report lines."""
+        per_sample, name = self.largest_per_sample
+        max_batch = self.max_batch_size(limit)
+        if max_batch == math.inf:
+            fits = "any (no activations)"
+        elif max_batch == 0:
+            fits = "none (a weight tensor or one sample's activation alone exceeds the limit)"
+        else:
+            fits = f"{max_batch:,}"
+        return [
+            f"limit checked: {describe_limit(limit)}",
+            f"largest activation per sample: {per_sample:,} elements in layer {name!r}; "
+            f"largest batch size that fits: {fits}",
+        ]
 
     def violations(self, limit=INT32_LIMIT):
         """Layers with an output activation or a weight of more than ``limit`` elements,
@@ -96,8 +169,9 @@ class SizeReport:
         bad = [r for r in self.layers if r.largest_tensor > limit]
         return sorted(bad, key=lambda r: -r.largest_tensor)
 
-    def format(self, top=15):
-        """A readable table of the ``top`` layers with the largest tensors, then totals."""
+    def format(self, top=15, limit=INT32_LIMIT):
+        """A readable table of the ``top`` layers with the largest tensors, then totals,
+        the limit checked and the largest batch size that fits it."""
         rows = sorted(self.layers, key=lambda r: -r.largest_tensor)[:top]
         header = f"{'layer':<28} {'class':<20} {'output shape':<28} {'activations':>15} {'weights':>13}"
         lines = [f"tensor sizes at batch size {self.batch_size} (largest first)", header, "-" * len(header)]
@@ -114,6 +188,7 @@ class SizeReport:
             f"total weights: {self.weight_elements:,}; total activations: {self.activation_elements:,}",
             f"estimated training memory: {self.training_bytes / 2**30:.2f} GiB "
             f"(float32; weights, gradients, {self.optimizer_slots} optimizer slots, activations)",
+            *self.limit_lines(limit),
         ]
         return "\n".join(lines)
 
@@ -213,8 +288,9 @@ def tensor_size_report(model, batch_size, optimizer_slots=2):
 def check_tensor_sizes(model, batch_size, limit=INT32_LIMIT):
     """Raise :class:`TensorSizeError` if any activation or weight exceeds ``limit`` elements.
 
-    Paper section 5.2. The message names the largest offending layer, its element
-    count, the limit, and what to change.
+    Paper section 5.2. The message (:meth:`SizeReport.problem`) names the largest
+    offending layer, its element count, the limit, and what to change: for a
+    batch too large, the largest batch size that fits.
 
     Args:
         model: a built functional ``keras.Model``.
@@ -230,30 +306,13 @@ def check_tensor_sizes(model, batch_size, limit=INT32_LIMIT):
         >>> check_tensor_sizes(model, batch_size=2).batch_size  # fits: the report
         2
         >>> try:
-        ...     check_tensor_sizes(model, batch_size=2, limit=100)
+        ...     check_tensor_sizes(model, batch_size=2, limit=300)  # 2 x 8 x 8 x 4 = 512 > 300
         ... except TensorSizeError as e:
-        ...     print(str(e)[:60])
-        layer 'conv' (Conv2D, output (2, 8, 8, 4)) holds a tensor of
+        ...     print(str(e).split("; ")[-1].split(":")[0])
+        the largest batch size that fits is 1
     """
     report = tensor_size_report(model, batch_size)
-    bad = report.violations(limit)
-    if not bad:
-        return report
-    worst = bad[0]
-    max_batch = report.max_batch_size(limit)
-    if worst.largest_weight > limit:
-        advice = ("a weight tensor alone is too large: "
-                  "reduce model.dense_units, model.base_filters or data.size")
-    elif max_batch == 0:
-        advice = "even batch size 1 is too large: reduce data.size or model.base_filters"
-    else:
-        advice = (
-            f"reduce train.batch_size to {max_batch} or less (the largest that fits), "
-            f"or reduce data.size or model.base_filters"
-        )
-    raise TensorSizeError(
-        f"layer {worst.name!r} ({worst.class_name}, output {', '.join(map(str, worst.output_shapes))}) "
-        f"holds a tensor of {worst.largest_tensor:,} elements at batch size {batch_size}, "
-        f"over TensorFlow's limit of {limit:,} elements (paper section 5.2); {advice}. "
-        f"{len(bad)} layer(s) exceed the limit."
-    )
+    problem = report.problem(limit)
+    if problem is not None:
+        raise TensorSizeError(problem)
+    return report

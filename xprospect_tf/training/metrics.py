@@ -33,8 +33,8 @@ def psnr_per_sample(y_true, y_pred, data_range=1.0):
 class PSNR(keras.metrics.Mean):
     """Mean per-sample peak signal-to-noise ratio (dB) for training logs.
 
-    The per-case PSNR of the paper's Table 1 (section 4), averaged over all
-    samples seen in the epoch; matches :func:`xprospect_tf.evaluation.metrics.psnr`
+    The per-case PSNR of this project's Table 1 (ours: the paper reports test MSE
+    only), averaged over all samples seen in the epoch; matches :func:`xprospect_tf.evaluation.metrics.psnr`
     averaged over cases.
 
     Args:
