@@ -120,11 +120,11 @@ def fit_row(cfg, run_dir, data_dir):
     batch = global_batch_size(cfg.train.batch_size, strategy)
     output_mean = mean_voxel(data_dir) if cfg.model.output_bias == "mean" else None
     model = build_compiled_model(cfg, strategy, output_mean)
-    report = tensor_size_report(model, batch)
-    log.info("%s: %s parameters, estimated training memory %.2f GiB (batch %d, %d replica(s))",
-             cfg.row, f"{model.count_params():,}", report.training_bytes / 2**30, batch,
-             strategy.num_replicas_in_sync)
-    check_tensor_sizes(model, batch)
+    report = tensor_size_report(model, cfg.train.batch_size)  # one replica's tensors
+    log.info("%s: %s parameters, estimated training memory %.2f GiB per replica (batch %d on "
+             "each of %d replica(s))", cfg.row, f"{model.count_params():,}",
+             report.training_bytes / 2**30, cfg.train.batch_size, strategy.num_replicas_in_sync)
+    check_tensor_sizes(model, cfg.train.batch_size)
     callbacks = standard_callbacks(run_dir, monitor="loss", keep_backup=True)
     backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
     initial_epoch = backup.restore(model)
