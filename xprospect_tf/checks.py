@@ -20,6 +20,12 @@ DEFAULT_FOV_MM = 400.0
 350 mm wide, 250 mm deep). This project's choice: the paper says only that the
 volumes were resized."""
 
+DEFAULT_VAL_FRACTION = 0.2
+"""The share of the non-test cases held out for validation: the paper's split,
+"80% partitioned for training and 20% for validation" (XprospeCT, section 2),
+with the test cases drawn first. A library default: workflows pass the run's
+``data.val_fraction``."""
+
 INT32_LIMIT = 2**31 - 1
 """The largest element count of one tensor that TensorFlow's int32 indexing
 allows (the paper speaks of a limit of "2^32 parameters per layer")."""
