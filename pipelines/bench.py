@@ -106,7 +106,8 @@ def run_data_bench(args):
 
         shards = os.path.join(tmp, "shards")
         _, t = _timed(write_prepared, phantom_sources(args.cases), shards, size=args.size,
-                      window=(low, high), fov_mm=fov_mm, test_count=0, workers=args.workers, progress=False)
+                      window=(low, high), fov_mm=fov_mm, test_count=0, val_fraction=0,
+                      workers=args.workers, progress=False)
         print(f"prepared {args.cases} phantom cases in {t:.1f} s ({args.cases / t:.2f} cases/s)")
         for cache in (False, True):
             rate = _throughput(shards, cache)

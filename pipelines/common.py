@@ -45,15 +45,20 @@ def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
     """Return the prepared dataset folder for ``data_cfg``, preparing phantoms if needed.
 
     With ``source: phantom`` the phantoms are prepared (resumably: existing
-    cases are kept) into ``data_dir or default_dir``. Otherwise ``source`` (or
-    ``data_dir``) must be a prepared dataset whose size and window match.
+    cases are kept) into ``data_dir or default_dir``; a dataset there split with
+    another ``val_fraction`` (or by a version without validation splits) is
+    divided into train and val again, its test cases unchanged. Otherwise
+    ``source`` (or ``data_dir``) must be a prepared dataset whose size, window,
+    field of view and ``val_fraction`` match (a ConfigError says how to fix one
+    that does not; it is never split again silently).
     """
     from xprospect_tf.data.prepared import MANIFEST, Manifest, phantom_sources, write_prepared
 
     if data_dir is None and data_cfg.source != "phantom":
         data_dir = data_cfg.source
     if data_dir is not None and os.path.exists(os.path.join(data_dir, MANIFEST)):
-        Manifest.read(data_dir).check_matches(size=data_cfg.size, window=data_cfg.window, fov_mm=data_cfg.fov_mm)
+        Manifest.read(data_dir).check_matches(size=data_cfg.size, window=data_cfg.window, fov_mm=data_cfg.fov_mm,
+                                              val_fraction=data_cfg.val_fraction)
         return data_dir
     if data_cfg.source != "phantom":
         raise InputError(
@@ -69,19 +74,23 @@ def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
     write_prepared(
         phantom_sources(data_cfg.count, data_cfg.phantom_seed), out, size=data_cfg.size,
         window=data_cfg.window, fov_mm=data_cfg.fov_mm, test_fraction=data_cfg.test_fraction,
-        test_count=data_cfg.test_count, split_seed=data_cfg.split_seed,
+        test_count=data_cfg.test_count, split_seed=data_cfg.split_seed, val_fraction=data_cfg.val_fraction,
     )
     return out
 
 
 def comparable(config):
     """A run's config as plain JSON data, without the settings the row does not
-    use (``style`` for rows that are not trained on styled inputs)."""
+    use (``style`` for rows that are not trained on styled inputs). A run of a
+    version before validation splits reads as ``data.val_fraction = 0`` (it
+    trained on every non-test case): reused under that setting, retrained under another."""
     import json
 
     config = json.loads(json.dumps(config.to_dict() if isinstance(config, RunConfig) else config))
     if config.get("inputs") != "styled":
         config.pop("style", None)
+    if isinstance(config.get("data"), dict):
+        config["data"].setdefault("val_fraction", 0.0)
     return config
 
 

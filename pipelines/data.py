@@ -4,14 +4,21 @@ import logging
 import os
 import sys
 
-from xprospect_tf.checks import DEFAULT_FOV_MM, DEFAULT_WINDOW, check_data_size, check_fov_mm, check_window
+from xprospect_tf.checks import (
+    DEFAULT_FOV_MM,
+    DEFAULT_VAL_FRACTION,
+    DEFAULT_WINDOW,
+    check_data_size,
+    check_fov_mm,
+    check_window,
+)
 from xprospect_tf.errors import InputError
 
 log = logging.getLogger("xprospect")
 
 
 def register(subparsers):
-    """Add ``data phantoms``, ``data prepare`` and ``data preview``."""
+    """Add ``data phantoms``, ``data prepare``, ``data split`` and ``data preview``."""
     data = subparsers.add_parser("data", help="prepare datasets and preview cases")
     sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
 
@@ -26,6 +33,12 @@ def register(subparsers):
                    help="CT files or folders holding them; 'phantom:N[:SEED]' adds phantoms")
     _add_prepare_args(p)
     p.set_defaults(func=run_prepare)
+
+    p = sub.add_parser("split", help="hold validation cases out of a prepared dataset's non-test cases "
+                                     "again (its test cases stay)")
+    p.add_argument("path", metavar="DIR", help="a prepared dataset folder")
+    _add_val_fraction_arg(p)
+    p.set_defaults(func=run_split)
 
     p = sub.add_parser("preview", help="PNG of a CT volume or a prepared case: slices + X-rays")
     p.add_argument("path", metavar="PATH", help="a CT file/DICOM folder, or a prepared dataset folder")
@@ -62,7 +75,15 @@ def _add_prepare_args(parser):
     parser.add_argument("--workers", type=int, default=None, help="processes (default: CPU count)")
     parser.add_argument("--test-count", type=int, default=None, metavar="N",
                         help="fixed number of test cases (default: 20%% of the cases)")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split")
+    _add_val_fraction_arg(parser)
+    parser.add_argument("--split-seed", type=int, default=0, help="seed of the test and validation splits")
+
+
+def _add_val_fraction_arg(parser):
+    parser.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION, metavar="F",
+                        help="share of the non-test cases held out for validation (default: "
+                             f"{DEFAULT_VAL_FRACTION:g}, the paper's 80/20 train/validation split; "
+                             "0: no validation split)")
 
 
 def _prepare(sources, args):
@@ -77,12 +98,12 @@ def _prepare(sources, args):
         manifest = write_prepared(
             sources, args.out, size=size, window=window, fov_mm=fov_mm,
             test_count=args.test_count, split_seed=args.split_seed, workers=args.workers,
-            series=args.series, check_hu=not args.no_hu_check,
+            series=args.series, check_hu=not args.no_hu_check, val_fraction=args.val_fraction,
         )
         if not manifest.cases:
             reasons = "; ".join(f"{f['source']}: {f['reason']}" for f in manifest.failed[:3])
             raise InputError(f"no input could be prepared ({reasons}); nothing was written to {args.out}")
-    print(f"{args.out}: {len(manifest.cases)} cases ({len(manifest.ids('test'))} test) at {manifest.size}^3")
+    print(f"{args.out}: {len(manifest.cases)} cases ({manifest.describe_splits()}) at {manifest.size}^3")
     if manifest.failed:
         print(f"xprospect: {len(manifest.failed)} input(s) failed:", file=sys.stderr)
         for failure in manifest.failed:
@@ -106,6 +127,16 @@ def run_phantoms(args):
 def run_prepare(args):
     """``xprospect data prepare``."""
     return _prepare(args.sources, args)
+
+
+def run_split(args):
+    """``xprospect data split``: divide the non-test cases into train and val again."""
+    from xprospect_tf.data.prepared import split_prepared
+
+    manifest = split_prepared(args.path, args.val_fraction)
+    print(f"{args.path}: {len(manifest.cases)} cases ({manifest.describe_splits()}), "
+          f"val_fraction {manifest.val_fraction:g}")
+    return 0
 
 
 def run_preview(args):

@@ -14,6 +14,7 @@ import os
 
 from pipelines.common import claim_run_folder, log
 from xprospect_tf.config import StyleConfig, parse_value, with_settings
+from xprospect_tf.data.prepared.manifest import SPLITS
 
 FLAGS = {"n_residual": "--residual-blocks"}  # every other setting: --its-name-with-dashes
 DOMAIN_B = ("domain_b", "domain_b_count")
@@ -42,7 +43,7 @@ def register(sub):
     e = ssub.add_parser("evaluate", help="distances to domain B before/after styling, and Figure 1")
     e.add_argument("--data", required=True, metavar="DIR", help="prepared dataset with styled fields")
     e.add_argument("--out", required=True, metavar="DIR")
-    e.add_argument("--split", choices=("train", "test", "all"), default="all")
+    e.add_argument("--split", choices=SPLITS, default="all")
     add_style_options(e, DOMAIN_B)
     e.set_defaults(func=_evaluate_main)
 

@@ -4,6 +4,7 @@ Outputs in ``--out DIR``: ``table1.md``, ``table1.csv``, ``results.json`` (all r
 ``<row-slug>/`` per row (the layout of ``xprospect train --out``), the example
 axial slices (``<row-slug>/example_axial.png``, ``axial_examples.png``) and the 3D
 renderings of the paper's Figure 4 rows beside the ground truth (``figure4_renderings.png``).
+``learning_curves.png`` shows every trained row's training and validation loss per epoch.
 Rows whose folder already holds results for the same configuration are reused.
 """
 
@@ -108,9 +109,11 @@ def write_table(results, out, data_dir):
               f"Test set: {len(results[0]['per_case'])} cases of {data_dir}; "
               "MSE/PSNR/SSIM on volumes windowed to [0, 1]; mean ± std over test cases.\n\n")
     write_text(os.path.join(out, "table1.md"), header + tables.to_markdown(records)
-               + "\n![axial examples](axial_examples.png)\n\n![3D renderings](figure4_renderings.png)\n")
+               + "\n![axial examples](axial_examples.png)\n\n![3D renderings](figure4_renderings.png)\n"
+               + "\n![learning curves](learning_curves.png)\n")
     write_text(os.path.join(out, "table1.csv"), tables.to_csv(records))
     write_json(os.path.join(out, "results.json"), {"rows": results})
+    save_learning_curves(results, out)
 
 
 FIGURE4_ROWS = ("64-Dense-Styled-Inputs", "512-ProjInj")
@@ -147,3 +150,18 @@ def figure4_rows(results):
         return shown
     trained = [r for r in results if r["parameters"]]
     return [min(trained or results, key=lambda r: r["summary"]["mse"][0])["row"]]
+
+
+def save_learning_curves(results, out):
+    """Write ``out/learning_curves.png``: the training and validation loss per epoch of every
+    trained row (from its ``history.csv``; baselines have none)."""
+    from xprospect_tf.evaluation.learning_curves import learning_curves_figure, read_history, save_figure
+
+    histories = {}
+    for r in results:
+        history = os.path.join(out, slug(r["row"]), "history.csv")
+        if r["parameters"] and os.path.exists(history):
+            histories[f"{r['row']} ({r['loss'].upper()})"] = read_history(history)
+    if histories:
+        figure = learning_curves_figure(histories, title=f"Learning curves ({results[0]['preset']} preset)")
+        save_figure(figure, os.path.join(out, "learning_curves.png"))

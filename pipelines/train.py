@@ -6,7 +6,8 @@ Run folder layout (``--out DIR``)::
     model.keras              the trained model (for a baseline row: the baseline as a Keras model)
     last.keras, backup/      checkpoint and backups (resume after interruption; the
                              backup is deleted once results.json is written)
-    history.csv, logs/       per-epoch CSV log and TensorBoard logs
+    history.csv, logs/       per-epoch CSV log (loss, psnr, val_loss, val_psnr) and TensorBoard logs
+    learning_curve.png       training and validation loss per epoch (log scale)
     results.json             test metrics per case and summary, parameters, training time
     example_prediction.npz   the example test case's predicted volume (for figures)
 
@@ -92,7 +93,7 @@ def dry_run(cfg):
 
 
 RUN_OUTPUTS = ("results.json", "model.keras", "example_prediction.npz", "history.csv", "best.keras",
-               "best.keras.json", "last.keras", "last.keras.json", "backup", "logs")
+               "best.keras.json", "last.keras", "last.keras.json", "backup", "logs", "learning_curve.png")
 
 
 def finished_results(run_dir, cfg):
@@ -157,6 +158,8 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
         return model.predict_on_batch({"frontal": ap, "lateral": lateral})
 
     train_time = time.perf_counter() - t0
+    if not is_baseline(cfg):
+        save_learning_curve(cfg, run_dir)
     test = load_prepared(data_dir, "test", inputs=cfg.inputs, batch_size=cfg.train.batch_size, with_ids=True)
     per_case, summary, kept = evaluate_predictor(predict, test, keep=(example_case,))
     with atomic_path(os.path.join(run_dir, "example_prediction.npz")) as tmp:
@@ -175,6 +178,15 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
     write_json(os.path.join(run_dir, "results.json"), results)
     shutil.rmtree(os.path.join(run_dir, BACKUP), ignore_errors=True)  # finished: nothing to resume
     return results
+
+
+def save_learning_curve(cfg, run_dir):
+    """Write ``run_dir/learning_curve.png`` from its ``history.csv``: training and validation loss."""
+    from xprospect_tf.evaluation.learning_curves import learning_curve_figure, read_history, save_figure
+
+    figure = learning_curve_figure(read_history(run_dir), title=f"{cfg.row} ({cfg.preset})",
+                                   ylabel=f"{cfg.train.loss.upper()} loss")
+    save_figure(figure, os.path.join(run_dir, "learning_curve.png"))
 
 
 def save_model(model, run_dir):

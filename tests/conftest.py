@@ -50,7 +50,8 @@ def ct_folder(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def ct_dataset(tmp_path_factory, ct_folder):
-    """``ct_folder`` prepared at 16^3 over 40 mm, one test case. Read-only: use ``fresh_copy`` to change it."""
+    """``ct_folder`` prepared at 16^3 over 40 mm: one test, one validation and two training cases.
+    Read-only: use ``fresh_copy`` to change it."""
     from tests.helpers import prepare
 
     out = str(tmp_path_factory.mktemp("prepared") / "ds")
@@ -60,7 +61,8 @@ def ct_dataset(tmp_path_factory, ct_folder):
 
 @pytest.fixture(scope="session")
 def phantom_datasets(tmp_path_factory):
-    """``make(count, test_count)``: a prepared 16^3 phantom dataset (seed 0), built once per session.
+    """``make(count, test_count, val_fraction=0.2)``: a prepared 16^3 phantom dataset (seed 0),
+    built once per session.
 
     Read-only: use ``fresh_copy`` to change one.
     """
@@ -68,18 +70,20 @@ def phantom_datasets(tmp_path_factory):
 
     built = {}
 
-    def make(count, test_count):
-        if (count, test_count) not in built:
-            out = tmp_path_factory.mktemp("phantoms") / f"phantoms-{count}-{test_count}"
-            built[count, test_count] = prepare_phantoms(out, count, test_count)
-        return built[count, test_count]
+    def make(count, test_count, val_fraction=0.2):
+        key = count, test_count, val_fraction
+        if key not in built:
+            out = tmp_path_factory.mktemp("phantoms") / f"phantoms-{count}-{test_count}-{val_fraction:g}"
+            built[key] = prepare_phantoms(out, count, test_count, val_fraction=val_fraction)
+        return built[key]
 
     return make
 
 
 @pytest.fixture(scope="session")
 def phantom_dataset(phantom_datasets):
-    """Six 16^3 phantoms, two of them test cases (the end-to-end CLI tests' dataset). Read-only."""
+    """Six 16^3 phantoms: two test, one validation and three training cases (the end-to-end CLI
+    tests' dataset). Read-only."""
     return phantom_datasets(6, 2)
 
 

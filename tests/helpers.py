@@ -61,12 +61,13 @@ def prepare(sources, out, **kw):
     return prepared.write_prepared(sources, str(out), **kw)
 
 
-def prepare_phantoms(out, count, test_count, size=SIZE):
-    """A prepared dataset of ``count`` phantoms (seed 0) of which ``test_count`` are test cases."""
+def prepare_phantoms(out, count, test_count, size=SIZE, val_fraction=0.2):
+    """A prepared dataset of ``count`` phantoms (seed 0) of which ``test_count`` are test cases
+    and ``round(val_fraction * (count - test_count))`` validation cases."""
     from xprospect_tf.data.prepared import phantom_sources, write_prepared
 
     write_prepared(phantom_sources(count, seed=0), str(out), size=size, test_count=test_count,
-                   workers=1, progress=False)
+                   workers=1, progress=False, val_fraction=val_fraction)
     return str(out)
 
 

@@ -180,7 +180,15 @@ def test_ambiguous_bare_key_names_both_sections(exp, key):
         ("64-Dense", ["count=8"], "data.test_count = 8 with data.count = 8 phantoms leaves 0 training"),
         ("64-Dense", ["count=2", "test_count=null"], "data.test_fraction = 0.2 with data.count = 2 "
                                                      "phantoms leaves 2 training and 0 test"),
-        ("64-Dense", ["count=9"], None),
+        ("64-Dense", ["count=9"], "data.val_fraction = 0.2 with data.count = 9 phantoms (8 test) leaves 1 "
+                                  "training and 0 validation case(s)"),
+        ("64-Dense", ["count=9", "val_fraction=0"], None),  # no validation split: fit monitors the loss
+        ("64-Dense", ["count=13"], None),  # 5 non-test cases: 4 train, 1 val
+        ("64-Dense", ["val_fraction=0.99"], "data.val_fraction = 0.99 with data.count = 40 phantoms (8 test) "
+                                            "leaves 0 training and 32 validation"),
+        ("64-Dense", ["val_fraction=1"], "data.val_fraction = 1.0: use a number < 1"),
+        ("64-Dense", ["val_fraction=-0.1"], "data.val_fraction = -0.1: use a number >= 0"),
+        ("64-Dense", ["count=1", "val_fraction=0.5", "source=data/prepared"], None),
         ("64-Dense", ["count=1", "source=data/prepared"], None),  # a prepared dataset has its own split
         ("64-Dense", ["train.learning_rate=.nan"], "train.learning_rate = nan: use a finite number"),
         ("64-Dense", ["train.learning_rate=.inf"], "train.learning_rate = inf: use a finite number"),

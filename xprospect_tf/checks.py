@@ -21,6 +21,12 @@ DEFAULT_FOV_MM = 400.0
 350 mm wide, 250 mm deep). Ours: the paper says only that the volumes were
 "resized" to 128^3 or 64^3 (section 2), not how much of the body the cube holds."""
 
+DEFAULT_VAL_FRACTION = 0.2
+"""The share of the non-test cases held out for validation: the paper's split,
+"80% partitioned for training and 20% for validation" (XprospeCT, section 2),
+with the test cases drawn first. A library default: workflows pass the run's
+``data.val_fraction``."""
+
 INT32_LIMIT = 2**31 - 1
 """The largest element count of one tensor that TensorFlow's int32 indexing
 allows: the limit the tensor-size guard checks, per tensor (weights and

@@ -30,6 +30,7 @@ import yaml
 
 from xprospect_tf.checks import (
     DEFAULT_FOV_MM,
+    DEFAULT_VAL_FRACTION,
     DEFAULT_WINDOW,
     check_data_size,
     check_fov_mm,
@@ -147,7 +148,11 @@ class DataConfig:
                                    above=0.0, below=1.0)
     test_count: typing.Optional[int] = setting(None, "fixed number of test cases",
                                                check=check_positive_int)
-    split_seed: int = setting(0, "seed of the train/test split", at_least=0)
+    val_fraction: float = setting(
+        DEFAULT_VAL_FRACTION, "share of the non-test cases held out for validation (the paper's 80/20 "
+        "train/validation split: 0.2); fit monitors val_loss; 0: no validation split, fit monitors the "
+        "training loss", at_least=0.0, below=1.0)
+    split_seed: int = setting(0, "seed of the test and validation splits", at_least=0)
     phantom_seed: int = setting(0, "seed of the phantoms", at_least=0)
 
 
@@ -328,7 +333,7 @@ def check_run(config, where="config"):
       can be built at and a valid number of levels at that side;
     - ``inputs: styled`` needs a side the style CycleGAN can run at;
     - ``source: phantom`` needs a split that leaves at least one training and
-      one test case.
+      one test case, and a validation case unless ``val_fraction`` is 0.
 
     Args:
         config: a :class:`RunConfig`.
@@ -356,16 +361,20 @@ def check_run(config, where="config"):
 
 
 def _check_phantom_split(data):
-    from xprospect_tf.data.prepared import assign_splits
+    from xprospect_tf.data.prepared import split_sizes
 
-    splits = list(assign_splits(range(data.count), data.test_fraction, data.test_count).values())
-    n_test = splits.count("test")
+    n_train, n_val, n_test = split_sizes(data.count, data.test_fraction, data.test_count, data.val_fraction)
     if n_test == 0 or n_test == data.count:
         split = (f"data.test_count = {data.test_count}" if data.test_count is not None
                  else f"data.test_fraction = {data.test_fraction}")
         raise ConfigError(
             f"{split} with data.count = {data.count} phantoms leaves {data.count - n_test} training "
             f"and {n_test} test case(s); use more phantoms (count) or fewer test cases")
+    if n_train == 0 or (data.val_fraction and n_val == 0):
+        raise ConfigError(
+            f"data.val_fraction = {data.val_fraction} with data.count = {data.count} phantoms "
+            f"({n_test} test) leaves {n_train} training and {n_val} validation case(s); use more "
+            "phantoms (count), another val_fraction, or val_fraction = 0 for no validation split")
 
 
 def with_settings(config, values, where=None):

@@ -20,7 +20,7 @@ def test_manifest_lists_cases_settings_and_split(ct_dataset, ct_folder):
     assert (manifest.size, manifest.window, manifest.fov_mm) == (SIZE, WINDOW, FOV)
     assert manifest.spacing_mm == pytest.approx(FOV / SIZE)
     assert [c["id"] for c in manifest.cases] == manifest.ids() == ["ct0", "ct1", "ct2", "ct3"]
-    assert len(manifest.ids("test")) == 1 and len(manifest.ids("train")) == 3
+    assert manifest.counts() == {"train": 2, "val": 1, "test": 1} and manifest.val_fraction == 0.2
     for case in manifest.cases:
         assert case["source"] == os.path.join(ct_folder, case["id"] + ".nii.gz")
         assert case["original_shape"] == [20, 20, 20]
@@ -31,7 +31,7 @@ def test_manifest_lists_cases_settings_and_split(ct_dataset, ct_folder):
     with open(os.path.join(ct_dataset, prepared.MANIFEST)) as f:
         raw = json.load(f)
     assert list(raw) == ["format_version", "size", "window", "fov_mm", "spacing_mm", "split_seed",
-                         "complete", "cases", "failed"]
+                         "val_fraction", "complete", "cases", "failed"]
     assert (raw["format_version"], raw["size"], raw["window"], raw["fov_mm"]) == (1, SIZE, list(WINDOW), FOV)
     assert raw == manifest.to_dict()
     assert [list(c) for c in raw["cases"]] == [
@@ -109,7 +109,9 @@ def test_split_selection_and_shuffle_is_deterministic(ct_dataset):
     assert test_ids == manifest.ids("test") == [c["id"] for c in manifest.entries("test")]
     assert ids_of(prepared.load_prepared(ct_dataset, "test", with_ids=True)) == test_ids
     train = ids_of(prepared.load_prepared(ct_dataset, "train", with_ids=True))
-    assert sorted(train + test_ids) == ["ct0", "ct1", "ct2", "ct3"]
+    val = ids_of(prepared.load_prepared(ct_dataset, "val", with_ids=True))
+    assert val == manifest.ids("val") and len(val) == 1
+    assert sorted(train + val + test_ids) == ["ct0", "ct1", "ct2", "ct3"]
     orders = [ids_of(prepared.load_prepared(ct_dataset, "all", shuffle=True, seed=3, with_ids=True))
               for _ in range(2)]
     assert orders[0] == orders[1] and sorted(orders[0]) == ["ct0", "ct1", "ct2", "ct3"]
@@ -159,7 +161,7 @@ def test_failed_inputs_are_recorded_and_the_rest_written(tmp_path):
     folder = tmp_path / "cts"
     make_ct_folder(str(folder), count=3)
     (folder / "broken.nii.gz").write_bytes(b"this is not a NIfTI file")
-    manifest = prepare([str(folder)], str(tmp_path / "out"), test_count=1)
+    manifest = prepare([str(folder)], str(tmp_path / "out"), test_count=1, val_fraction=0)
     assert manifest.ids() == ["ct0", "ct1", "ct2"]
     assert len(manifest.failed) == 1
     assert manifest.failed[0]["source"].endswith("broken.nii.gz") and manifest.failed[0]["reason"]
@@ -240,7 +242,7 @@ def test_expand_sources_finds_cases_in_folders(tmp_path):
 def test_phantom_dataset_in_parallel_processes(tmp_path):
     pytest.importorskip("xprospect_tf.data.phantom")
     manifest = prepare(prepared.phantom_sources(3, seed=1), str(tmp_path / "ph"), workers=2,
-                       fov_mm=400.0, test_count=1)
+                       fov_mm=400.0, test_count=1, val_fraction=0)
     assert manifest.ids() == ["phantom-0000", "phantom-0001", "phantom-0002"]
     assert manifest.failed == []
     case = prepared.load_case(str(tmp_path / "ph"), "phantom-0001")
@@ -276,7 +278,7 @@ def write_old_manifest(folder, **changes):
 def test_manifest_ids_per_split_match_assign_splits(ct_dataset):
     manifest = prepared.read_manifest(ct_dataset)
     splits = prepared.assign_splits(["ct0", "ct1", "ct2", "ct3"], test_count=1, seed=manifest.split_seed)
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         assert manifest.ids(split) == sorted(k for k, v in splits.items() if v == split)
         assert [c["id"] for c in manifest.entries(split)] == manifest.ids(split)
     assert manifest.ids("all") == manifest.ids() == sorted(splits)
@@ -290,11 +292,14 @@ def test_an_old_manifest_still_reads_and_saves_unchanged(tmp_path):
     assert (manifest.split_seed, manifest.complete) == (3, True)
     assert manifest.ids("test") == ["b"] and manifest.ids("train") == ["a", "c"]
     assert manifest.failed == OLD_MANIFEST["failed"]
-    assert manifest.to_dict() == OLD_MANIFEST
-    assert prepared.read_manifest(os.path.join(folder, "manifest.json")).to_dict() == OLD_MANIFEST
+    # written before validation splits: no val case, read as val_fraction 0 (which saving records)
+    assert manifest.ids("val") == [] and manifest.val_fraction == 0.0
+    saved = {**OLD_MANIFEST, "val_fraction": 0.0}
+    assert manifest.to_dict() == saved
+    assert prepared.read_manifest(os.path.join(folder, "manifest.json")).to_dict() == saved
     manifest.save()
     with open(os.path.join(folder, "manifest.json")) as f:
-        assert json.load(f) == OLD_MANIFEST
+        assert json.load(f) == saved
 
 
 def test_manifest_round_trip_keeps_unknown_keys_and_added_fields(tmp_path):
@@ -314,10 +319,13 @@ def test_manifest_round_trip_keeps_unknown_keys_and_added_fields(tmp_path):
 
 def test_manifest_selection_errors(tmp_path):
     manifest = prepared.Manifest.read(write_old_manifest(tmp_path / "ds"))
-    with pytest.raises(ConfigError, match=r"split='val': choose one of \('train', 'test', 'all'\)"):
-        manifest.entries("val")
+    with pytest.raises(ConfigError, match=r"split='validation': choose one of \('train', 'val', 'test', 'all'\)"):
+        manifest.entries("validation")
     with pytest.raises(ConfigError, match="choose one of"):
         manifest.ids("validation")
+    with pytest.raises(InputError, match=r"ds: no validation \('val'\) cases.*val_fraction = 0\).*"
+                                         r"xprospect data split .*ds --val-fraction 0.2"):
+        manifest.entries("val")
     assert [c["id"] for c in manifest.entries("test", fields=("styled_ap",))] == ["b"]
     with pytest.raises(InputError, match=r"2 'train' case\(s\) \(e.g. a\) lack.*xprospect style"):
         manifest.entries("train", fields=("styled_ap", "styled_lateral"))
@@ -336,11 +344,11 @@ def test_manifest_selection_errors(tmp_path):
         unfinished.entries("train")
 
 
-def test_a_new_split_is_one_constant(tmp_path, monkeypatch):
-    monkeypatch.setattr(prepared.manifest, "SPLITS", ("train", "val", "test", "all"))
+def test_val_cases_are_selected_like_the_others(tmp_path):
     cases = [{**c, "split": s} for c, s in zip(OLD_MANIFEST["cases"], ("train", "val", "test"))]
-    manifest = prepared.Manifest.read(write_old_manifest(tmp_path / "ds", cases=cases))
+    manifest = prepared.Manifest.read(write_old_manifest(tmp_path / "ds", cases=cases, val_fraction=0.5))
     assert manifest.ids("val") == ["b"] and [c["id"] for c in manifest.entries("val")] == ["b"]
+    assert manifest.counts() == {"train": 1, "val": 1, "test": 1} and manifest.val_fraction == 0.5
 
 
 def test_check_matches_names_the_dataset_and_the_setting(tmp_path):

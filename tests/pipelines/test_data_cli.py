@@ -35,7 +35,7 @@ def test_prepare_with_a_corrupt_input_exits_nonzero_after_writing_the_others(tmp
     make_ct_folder(str(folder), count=2)
     (folder / "zz_broken.nii").write_bytes(b"\0" * 100)
     out = tmp_path / "out"
-    assert main(["data", "prepare", str(folder), "--out", str(out), *COMMON]) == 1
+    assert main(["data", "prepare", str(folder), "--out", str(out), *COMMON, "--val-fraction", "0"]) == 1
     err = capsys.readouterr().err
     assert "1 input(s) failed" in err and "zz_broken.nii" in err and "Traceback" not in err
     with open(out / "manifest.json") as f:
@@ -68,14 +68,31 @@ def test_prepare_into_a_folder_with_other_settings_exits_2(dataset, ct_folder, c
 
 def test_phantoms_command(tmp_path, capsys):
     out = tmp_path / "ph"
-    argv = ["data", "phantoms", "--out", str(out), "--count", "3", "--seed", "2", "--test-count", "1",
+    argv = ["data", "phantoms", "--out", str(out), "--count", "4", "--seed", "2", "--test-count", "1",
             "--size", str(SIZE), "--workers", "1"]
     assert main(argv) == 0
     with open(out / "manifest.json") as f:
         manifest = json.load(f)
-    assert [c["id"] for c in manifest["cases"]] == ["phantom-0000", "phantom-0001", "phantom-0002"]
-    assert manifest["fov_mm"] == 400.0 and manifest["split_seed"] == 0
-    assert "3 cases (1 test)" in capsys.readouterr().out
+    assert [c["id"] for c in manifest["cases"]] == [f"phantom-000{i}" for i in range(4)]
+    assert manifest["fov_mm"] == 400.0 and manifest["split_seed"] == 0 and manifest["val_fraction"] == 0.2
+    assert "4 cases (2 train, 1 val, 1 test)" in capsys.readouterr().out
+
+
+def test_split_command_holds_validation_cases_out_again(dataset, fresh_copy, capsys):
+    out = fresh_copy(dataset)
+    test_ids = [c["id"] for c in read_json(os.path.join(dataset, "manifest.json"))["cases"] if c["split"] == "test"]
+    assert main(["data", "split", out, "--val-fraction", "0"]) == 0
+    assert "4 cases (3 train, 0 val, 1 test), val_fraction 0" in capsys.readouterr().out
+    manifest = read_json(os.path.join(out, "manifest.json"))
+    assert manifest["val_fraction"] == 0.0 and [c["split"] for c in manifest["cases"]].count("val") == 0
+    assert main(["data", "split", out]) == 0  # the default: the paper's 0.2
+    assert "(2 train, 1 val, 1 test)" in capsys.readouterr().out
+    assert read_json(os.path.join(out, "manifest.json")) == read_json(os.path.join(dataset, "manifest.json"))
+    assert [c["id"] for c in read_json(os.path.join(out, "manifest.json"))["cases"] if c["split"] == "test"] == test_ids
+    for bad, message in (("1.5", "--val-fraction"), ("0.1", "leaves no validation case")):
+        assert main(["data", "split", out, "--val-fraction", bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("source", ["dataset", "nifti"])
@@ -116,7 +133,7 @@ def test_series_option_picks_one_series_of_a_folder_holding_two(tmp_path, capsys
         ds.SeriesInstanceUID, ds.SOPInstanceUID = second, generate_uid()
         ds.save_as(str(folder / f"b{name}.dcm"))
     out = tmp_path / "ds"
-    common = ["--out", str(out), "--size", "16", "--workers", "1"]
+    common = ["--out", str(out), "--size", "16", "--workers", "1", "--val-fraction", "0"]  # one case
     assert main(["data", "prepare", str(folder), *common]) == 2  # the only input failed: nothing written
     assert "--series" in capsys.readouterr().err
     assert not out.exists()
@@ -130,7 +147,7 @@ def test_no_hu_check_admits_a_volume_without_air(tmp_path, capsys):
 
     hu = np.full((20, 20, 20), 40.0, np.float32)  # soft tissue only: no air, so not taken for a CT
     write_ct(str(tmp_path / "cropped.nii.gz"), hu)
-    common = [str(tmp_path / "cropped.nii.gz"), "--size", "16", "--workers", "1"]
+    common = [str(tmp_path / "cropped.nii.gz"), "--size", "16", "--workers", "1", "--val-fraction", "0"]
     assert main(["data", "prepare", *common, "--out", str(tmp_path / "refused")]) == 2
     assert "air" in capsys.readouterr().err
     assert main(["data", "prepare", *common, "--out", str(tmp_path / "ds"), "--no-hu-check"]) == 0

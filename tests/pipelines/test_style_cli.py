@@ -42,7 +42,7 @@ def test_train_writes_generator_config_history_and_samples(runs, data_dir):
         assert os.path.getsize(os.path.join(out, name)) > 0, name
     config = read_json(os.path.join(out, "config.json"))
     assert config["view"] == "frontal" and config["size"] == 16 and config["filters"] == 4
-    assert config["domain_b"] == "phantom-drr:4"  # default: as many phantoms as train cases
+    assert config["domain_b"] == "phantom-drr:3"  # default: as many phantoms as train cases
     paper = StyleConfig()
     assert (config["learning_rate"], config["cycle_lambda"]) == (paper.learning_rate, paper.cycle_lambda)
     assert (config["ema_momentum"], config["ema_every"], config["seed"]) == (0.99, 100, 0)
@@ -92,9 +92,9 @@ def test_evaluate_writes_metrics_matching_a_recomputation_and_the_figure(styled,
     cases = [load_case(styled, i) for i in ids]
     ap = np.stack([c["ap"] for c in cases])
     styled_ap = np.stack([c["styled_ap"] for c in cases])
-    target = domain_b_images("phantom-drr:4", "frontal", 16)
+    target = domain_b_images("phantom-drr:3", "frontal", 16)
     frontal = report["views"]["frontal"]
-    assert frontal["n_images"] == 6 and frontal["n_domain_b"] == 4 and report["split"] == "all"
+    assert frontal["n_images"] == 6 and frontal["n_domain_b"] == 3 and report["split"] == "all"
     assert frontal["histogram_source"] == pytest.approx(histogram_distance(ap, target, 64))
     assert frontal["histogram_stylized"] == pytest.approx(histogram_distance(styled_ap, target, 64))
     assert frontal["ssim"] == pytest.approx(ssim2d_mean(styled_ap, ap))

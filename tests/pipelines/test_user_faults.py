@@ -94,15 +94,16 @@ def test_a_locked_folder_is_refused_with_its_holder_named(tmp_path, capsys):
         cwd=ROOT, stdout=subprocess.PIPE, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     try:
         assert holder.stdout.readline().strip() == "locked"
-        assert main(["data", "phantoms", "--count", "3", "--size", "16", "--out", str(folder)]) == 2
+        assert main(["data", "phantoms", "--count", "3", "--size", "16", "--val-fraction", "0",
+                     "--out", str(folder)]) == 2
         _one_line_error(capsys, "in use by pid", str(holder.pid))
         assert os.listdir(folder) == [".xprospect.lock"]  # nothing written beside the holder's lock
     finally:
         holder.kill()
         holder.wait()
     # the operating system released the killed holder's lock: the folder is usable again
-    assert main(["data", "phantoms", "--count", "3", "--size", "16", "--test-count", "1", "--workers", "1",
-                 "--out", str(folder)]) == 0
+    assert main(["data", "phantoms", "--count", "3", "--size", "16", "--test-count", "1", "--val-fraction", "0",
+                 "--workers", "1", "--out", str(folder)]) == 0
     assert not os.path.exists(folder / ".xprospect.lock")
 
 
@@ -110,7 +111,8 @@ def test_a_prepare_that_prepared_nothing_leaves_nothing(tmp_path, capsys):
     bad = tmp_path / "bad.nii.gz"
     bad.write_bytes(b"not a nifti file")
     out = tmp_path / "ds"
-    assert main(["data", "prepare", str(bad), "--out", str(out), "--size", "16", "--workers", "1"]) == 2
+    assert main(["data", "prepare", str(bad), "--out", str(out), "--size", "16", "--workers", "1",
+                 "--val-fraction", "0"]) == 2  # (with one source, the default 0.2 would leave no val case)
     _one_line_error(capsys, "no input could be prepared", "bad.nii.gz")
     assert not os.path.exists(out)
 

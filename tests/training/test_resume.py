@@ -21,7 +21,8 @@ from xprospect_tf.data.prepared import phantom_sources, write_prepared
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EPOCHS = 4
-# 4 training cases in batches of 2 and 3 steps per epoch: epochs straddle passes over the data
+# 3 training cases (and 1 validation case) in batches of 2 and 3 steps per epoch: epochs straddle
+# passes over the data
 TINY = ["--row", "64-Dense", "--set", "size=16", "--set", "base_filters=2", "--set", f"train.epochs={EPOCHS}",
         "--set", "train.batch_size=2", "--set", "train.steps_per_epoch=3", "--eager"]
 

@@ -20,7 +20,7 @@ TINY = StyleConfig(epochs=1, batch_size=2, filters=4, n_residual=1)
 
 @pytest.fixture(scope="module")
 def lateral_run(tmp_path_factory, phantom_dataset):
-    """A lateral style run trained once on the shared phantoms (4 train cases); the first call's result."""
+    """A lateral style run trained once on the shared phantoms (3 train cases); the first call's result."""
     out = str(tmp_path_factory.mktemp("style") / "lateral")
     return train_style_model(phantom_dataset, "lateral", out, TINY, run_eagerly=True)
 
@@ -64,7 +64,7 @@ def test_style_run_config_reads_the_dataset_and_the_style_settings(phantom_datas
     config = style_run_config(phantom_dataset, "frontal", style)
     assert (config["view"], config["data"]) == ("frontal", os.path.abspath(phantom_dataset))
     assert (config["size"], config["fov_mm"]) == (SIZE, PHANTOM_FOV)
-    assert config["domain_b"] == "phantom-drr:4"  # the dataset's 4 train cases
+    assert config["domain_b"] == "phantom-drr:3"  # the dataset's 3 train cases
     assert (config["filters"], config["disc_filters"], config["seed"]) == (4, 8, 3)
     with pytest.raises(ConfigError, match="view"):
         style_run_config(phantom_dataset, "axial", style)

@@ -41,6 +41,7 @@ _EXPORTS = {
     "PhantomSource": "prepared",
     "case_arrays": "prepared",
     "assign_splits": "prepared",
+    "split_prepared": "prepared",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -145,7 +145,7 @@ def domain_a_images(prepared_dir, view, split="train", field=None):
     Args:
         prepared_dir: prepared dataset folder.
         view: ``"frontal"`` (field ``ap``) or ``"lateral"`` (field ``lateral``).
-        split: ``"train"``, ``"test"`` or ``"all"``.
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
         field: read this 2D field instead (e.g. ``"drr_ap"``, ``"styled_ap"``).
 
     Returns:

@@ -110,12 +110,23 @@ def fit_row(cfg, run_dir, data_dir):
     stream where an uninterrupted run is at epoch ``k``, so both end with the
     same weights. The backup is kept after ``fit`` (run_row deletes it once
     results.json is written), so a run killed after training does not train again.
+
+    The ``val`` split is evaluated after every epoch (``val_loss``, ``val_psnr``
+    in ``history.csv``) and ``best.keras`` follows ``val_loss``; with
+    ``data.val_fraction = 0`` there is no validation and it follows the
+    training ``loss``. The test split is not read here.
+
+    Raises:
+        ConfigError: the dataset was split with another ``val_fraction`` than ``cfg.data``'s.
     """
-    from xprospect_tf.data.prepared import batches_per_epoch, load_prepared
+    from xprospect_tf.data.prepared import Manifest, batches_per_epoch, load_prepared
     from xprospect_tf.training.callbacks import AtomicBackupAndRestore, standard_callbacks
     from xprospect_tf.training.guard import check_tensor_sizes, tensor_size_report
     from xprospect_tf.training.strategy import get_strategy, global_batch_size
 
+    manifest = Manifest.read(data_dir)
+    manifest.check_matches(val_fraction=cfg.data.val_fraction)
+    validate = bool(manifest.ids("val"))
     strategy = get_strategy(cfg.train.strategy)
     batch = global_batch_size(cfg.train.batch_size, strategy)
     output_mean = mean_voxel(data_dir) if cfg.model.output_bias == "mean" else None
@@ -125,7 +136,13 @@ def fit_row(cfg, run_dir, data_dir):
              "each of %d replica(s))", cfg.row, f"{model.count_params():,}",
              report.training_bytes / 2**30, cfg.train.batch_size, strategy.num_replicas_in_sync)
     check_tensor_sizes(model, cfg.train.batch_size)
-    callbacks = standard_callbacks(run_dir, monitor="loss", keep_backup=True)
+    if validate:
+        log.info("%s: %d training and %d validation cases; best.keras follows val_loss", cfg.row,
+                 len(manifest.ids("train")), len(manifest.ids("val")))
+    else:
+        log.info("%s: no validation split (data.val_fraction = 0): %d training cases, no val_loss; "
+                 "best.keras follows the training loss", cfg.row, len(manifest.ids("train")))
+    callbacks = standard_callbacks(run_dir, monitor="val_loss" if validate else "loss", keep_backup=True)
     backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
     initial_epoch = backup.restore(model)
     per_pass = batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
@@ -133,9 +150,11 @@ def fit_row(cfg, run_dir, data_dir):
     first_pass, skip = divmod(initial_epoch * steps, per_pass)  # epochs may not be whole passes
     train = load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=batch, shuffle=True,
                           seed=cfg.train.seed, cache=True, epoch=first_pass)
+    val = (load_prepared(data_dir, "val", inputs=cfg.inputs, batch_size=batch, cache=True)
+           if validate else None)
     model.fit(
         train.skip(skip) if skip else train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-        steps_per_epoch=steps, shuffle=False, callbacks=callbacks,
+        steps_per_epoch=steps, shuffle=False, callbacks=callbacks, validation_data=val,
         verbose=1 if sys.stdout.isatty() else 2,
     )
     with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:

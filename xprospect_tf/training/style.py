@@ -323,7 +323,7 @@ def evaluate_style(data_dir, out_dir, style, split="all"):
         style: a :class:`~xprospect_tf.config.StyleConfig`; its ``domain_b``
             (``"default"``: ``phantom-drr:N_train``, the training set of domain B),
             ``domain_b_count`` and ``seed`` choose the domain-B images.
-        split: cases compared: ``"train"``, ``"test"`` or ``"all"``.
+        split: cases compared: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
 
     Returns:
         the JSON dict: ``{"data", "domain_b", "split", "views": {view: report}}``,

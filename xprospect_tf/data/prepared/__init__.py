@@ -29,6 +29,9 @@ from xprospect_tf.data.prepared.writer import (
     PrepareTask,
     add_case_fields,
     assign_splits,
+    divide_train_val,
+    split_prepared,
+    split_sizes,
     write_case,
     write_prepared,
 )
@@ -36,8 +39,9 @@ from xprospect_tf.data.prepared.writer import (
 __all__ = [
     "BASE_FIELDS", "CASES_DIR", "CT_LEVELS", "FORMAT_VERSION", "INPUT_FIELDS", "MANIFEST",
     "RESERVED_FIELDS", "SHUFFLE_BUFFER", "batches_per_epoch", "epoch_seed", "SPLITS", "VOLUME_SUFFIXES", "Manifest", "PhantomSource",
-    "PrepareTask", "add_case_fields", "assign_splits", "case_arrays", "expand_sources", "is_prepared_dataset", "load_case",
-    "load_prepared", "phantom_sources", "read_manifest", "write_case", "write_prepared",
+    "PrepareTask", "add_case_fields", "assign_splits", "case_arrays", "divide_train_val", "expand_sources",
+    "is_prepared_dataset", "load_case", "load_prepared", "phantom_sources", "read_manifest", "split_prepared",
+    "split_sizes", "write_case", "write_prepared",
 ]
 
 

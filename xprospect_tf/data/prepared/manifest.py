@@ -4,16 +4,27 @@ Every reader of a prepared dataset goes through :class:`Manifest`; none needs
 to know the JSON layout::
 
     {"format_version": 1, "size": 128, "window": [-1000.0, 1000.0], "fov_mm": 400.0,
-     "spacing_mm": 3.125, "split_seed": 0, "complete": true,
+     "spacing_mm": 3.125, "split_seed": 0, "val_fraction": 0.2, "complete": true,
      "cases": [{"id", "source", "original_spacing", "original_shape", "file",
                 "fields", "split"}, ...],
      "failed": [{"source", "reason"}, ...]}
+
+A case's ``split`` is ``train``, ``val`` or ``test``. A manifest written before
+validation splits existed has no ``val_fraction`` and no ``val`` case: it reads
+as ``val_fraction = 0`` (``xprospect data split`` holds validation cases out of it).
 """
 
 import json
 import os
 
-from xprospect_tf.checks import DEFAULT_FOV_MM, DEFAULT_WINDOW, check_data_size, check_fov_mm, check_window
+from xprospect_tf.checks import (
+    DEFAULT_FOV_MM,
+    DEFAULT_VAL_FRACTION,
+    DEFAULT_WINDOW,
+    check_data_size,
+    check_fov_mm,
+    check_window,
+)
 from xprospect_tf.data.prepared.records import BASE_FIELDS, tensorflow
 from xprospect_tf.errors import ConfigError, InputError
 from xprospect_tf.files import write_json
@@ -22,12 +33,14 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 CASES_DIR = "cases"
 ALL = "all"
-SPLITS = ("train", "test", ALL)
+SPLITS = ("train", "val", "test", ALL)
 """The splits a reader may ask for; every case carries one of them but ``"all"``,
-which selects every case. A new split is added here (and in ``assign_splits``)."""
+which selects every case. A new split is added here (and in ``assign_splits``).
+``val`` (validation, monitored during ``fit``) is empty in a dataset prepared
+with ``val_fraction=0`` or by a version before it existed."""
 _REQUIRED = ("format_version", "size", "window", "fov_mm", "cases")
-_KNOWN = ("format_version", "size", "window", "fov_mm", "spacing_mm", "split_seed", "complete",
-          "cases", "failed")
+_KNOWN = ("format_version", "size", "window", "fov_mm", "spacing_mm", "split_seed", "val_fraction",
+          "complete", "cases", "failed")
 
 
 class Manifest:
@@ -39,6 +52,8 @@ class Manifest:
         window: ``(low, high)`` HU window mapped to [0, 1].
         fov_mm: cube side in mm.
         split_seed: the seed the split was drawn with.
+        val_fraction: the share of the non-test cases in the ``val`` split
+            (0: none, as in a manifest written before validation splits existed).
         complete: whether preparation finished (and the split was assigned).
         cases: case entries (dicts with ``id``, ``file``, ``fields``, ``split``...).
         failed: ``{"source", "reason"}`` of the sources that could not be prepared.
@@ -46,23 +61,25 @@ class Manifest:
         extra: other keys of ``manifest.json``, kept when it is saved.
 
     Example:
-        >>> m = Manifest("data/ds", 16, cases=[
+        >>> m = Manifest("data/ds", 16, val_fraction=0.5, cases=[
         ...     {"id": "b", "file": "cases/b.tfrecord", "fields": [], "split": "train"},
+        ...     {"id": "c", "file": "cases/c.tfrecord", "fields": [], "split": "val"},
         ...     {"id": "a", "file": "cases/a.tfrecord", "fields": [], "split": "test"}])
-        >>> m.ids(), m.ids("test"), m.window, m.spacing_mm
-        (['a', 'b'], ['a'], (-1000.0, 1000.0), 25.0)
+        >>> m.ids(), m.ids("test"), m.counts(), m.window, m.spacing_mm
+        (['a', 'b', 'c'], ['a'], {'train': 1, 'val': 1, 'test': 1}, (-1000.0, 1000.0), 25.0)
         >>> m.file("a")
         'data/ds/cases/a.tfrecord'
     """
 
     def __init__(self, path, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT_FOV_MM, split_seed=0,
-                 complete=False, cases=(), failed=(), spacing_mm=None, extra=None):
+                 complete=False, cases=(), failed=(), spacing_mm=None, extra=None, val_fraction=0.0):
         self.path = os.fspath(path)
         self.size = check_data_size(size, "size")
         self.window = check_window(window, "window")
         self.fov_mm = check_fov_mm(fov_mm, "fov_mm")
         self.spacing_mm = self.fov_mm / self.size if spacing_mm is None else float(spacing_mm)
         self.split_seed = split_seed
+        self.val_fraction = float(val_fraction)
         self.complete = bool(complete)
         self.cases = list(cases)
         self.failed = list(failed)
@@ -110,7 +127,8 @@ class Manifest:
         try:
             return cls(folder, data["size"], data["window"], data["fov_mm"], data.get("split_seed"),
                        data.get("complete", False), data["cases"], data.get("failed", []),
-                       data.get("spacing_mm"), {k: v for k, v in data.items() if k not in _KNOWN})
+                       data.get("spacing_mm"), {k: v for k, v in data.items() if k not in _KNOWN},
+                       data.get("val_fraction", 0.0))
         except ConfigError as e:
             raise InputError(f"{file}: corrupt manifest ({e}); delete the folder and prepare it again") from None
 
@@ -118,6 +136,14 @@ class Manifest:
         """The sorted ids of the cases of ``split`` (one of :data:`SPLITS`)."""
         _check_split(split)
         return sorted(c["id"] for c in self.cases if split == ALL or c.get("split") == split)
+
+    def counts(self):
+        """The number of cases of each split: ``{"train": n, "val": n, "test": n}``."""
+        return {split: len(self.ids(split)) for split in SPLITS if split != ALL}
+
+    def describe_splits(self):
+        """The split sizes for messages, e.g. ``"64 train, 16 val, 20 test"``."""
+        return ", ".join(f"{n} {split}" for split, n in self.counts().items())
 
     def entries(self, split=ALL, fields=()):
         """The entries of the cases of ``split``, in manifest order, each holding ``fields``.
@@ -138,6 +164,10 @@ class Manifest:
             raise InputError(f"{self.path}: preparation was not finished; "
                              "rerun xprospect data prepare with the same --out")
         cases = [c for c in self.cases if split == ALL or c["split"] == split]
+        if not cases and split == "val":
+            raise InputError(f"{self.path}: no validation ('val') cases in this prepared dataset "
+                             f"(val_fraction = {self.val_fraction:g}); hold some out with "
+                             f"xprospect data split {self.path} --val-fraction {DEFAULT_VAL_FRACTION:g}")
         if not cases:
             raise InputError(f"{self.path}: no {split!r} cases in this prepared dataset; prepare more cases")
         lacking = [c["id"] for c in cases if not set(fields) <= set(BASE_FIELDS) | set(c.get("fields", ()))]
@@ -164,7 +194,7 @@ class Manifest:
         """
         return join(self.path, (case if isinstance(case, dict) else self.case(case))["file"])
 
-    def check_matches(self, size=None, window=None, fov_mm=None, fix=None):
+    def check_matches(self, size=None, window=None, fov_mm=None, fix=None, val_fraction=None):
         """Raise ConfigError unless the dataset was prepared with these settings (``None``: not checked).
 
         Args:
@@ -172,7 +202,10 @@ class Manifest:
             window: the HU window asked for.
             fov_mm: the field of view asked for.
             fix: what the message tells the user to do (default: the ``--set``
-                options that match the dataset, or a new dataset).
+                options that match the dataset, or a new dataset; when only
+                ``val_fraction`` differs, ``xprospect data split``, which
+                divides the non-test cases again and keeps the test cases).
+            val_fraction: the share of validation cases asked for.
 
         Raises:
             ConfigError: naming the dataset, the settings that differ and the fix.
@@ -183,16 +216,27 @@ class Manifest:
             Traceback (most recent call last):
             ...
             xprospect_tf.errors.ConfigError: data/ds: prepared with size=16, not size=32; use this dataset with --set size=16, or prepare a new one with these settings
+            >>> Manifest("data/ds", 16).check_matches(val_fraction=0.2)  # e.g. made by an older version
+            Traceback (most recent call last):
+            ...
+            xprospect_tf.errors.ConfigError: data/ds: prepared with val_fraction=0, not val_fraction=0.2; use this dataset with --set val_fraction=0, or hold validation cases out of its non-test cases (its test cases stay): xprospect data split data/ds --val-fraction 0.2
         """
-        checks = {"size": check_data_size, "window": check_window, "fov_mm": check_fov_mm}
-        asked = {k: checks[k](v, k) for k, v in (("size", size), ("window", window), ("fov_mm", fov_mm))
+        checks = {"size": check_data_size, "window": check_window, "fov_mm": check_fov_mm,
+                  "val_fraction": lambda v, k: float(v)}
+        asked = {k: checks[k](v, k) for k, v in (("size", size), ("window", window), ("fov_mm", fov_mm),
+                                                 ("val_fraction", val_fraction))
                  if v is not None}
         wrong = {k: v for k, v in asked.items() if v != getattr(self, k)}
         if wrong:
             have = ", ".join(f"{k}={_show(getattr(self, k))}" for k in wrong)
             want = ", ".join(f"{k}={_show(v)}" for k, v in wrong.items())
-            fix = fix or ("use this dataset with " + " ".join(f"--set {k}={_show(getattr(self, k))}" for k in wrong)
-                          + ", or prepare a new one with these settings")
+            if fix is None:
+                fix = "use this dataset with " + " ".join(f"--set {k}={_show(getattr(self, k))}" for k in wrong)
+                if list(wrong) == ["val_fraction"]:
+                    fix += (", or hold validation cases out of its non-test cases (its test cases stay): "
+                            f"xprospect data split {self.path} --val-fraction {_show(wrong['val_fraction'])}")
+                else:
+                    fix += ", or prepare a new one with these settings"
             raise ConfigError(f"{self.path}: prepared with {have}, not {want}; {fix}")
 
     def put(self, entry):
@@ -214,7 +258,8 @@ class Manifest:
         """The JSON data of ``manifest.json``."""
         return {"format_version": FORMAT_VERSION, "size": self.size, "window": list(self.window),
                 "fov_mm": self.fov_mm, "spacing_mm": self.spacing_mm, "split_seed": self.split_seed,
-                "complete": self.complete, "cases": self.cases, "failed": self.failed, **self.extra}
+                "val_fraction": self.val_fraction, "complete": self.complete, "cases": self.cases,
+                "failed": self.failed, **self.extra}
 
     def __repr__(self):
         return f"Manifest({self.path!r}, size={self.size}, cases={len(self.cases)}, complete={self.complete})"

@@ -34,7 +34,7 @@ def load_prepared(path, split="train", inputs="mean", batch_size=None, shuffle=F
 
     Args:
         path: dataset folder (local or any ``tf.io.gfile`` path).
-        split: ``"train"``, ``"test"`` or ``"all"``.
+        split: ``"train"``, ``"val"``, ``"test"`` or ``"all"``.
         inputs: ``"mean"`` (mean-CT projections), ``"drr"`` or ``"styled"``
             (fields added by the style-transfer workflow).
         batch_size: batch the dataset when set.
@@ -60,9 +60,12 @@ def load_prepared(path, split="train", inputs="mean", batch_size=None, shuffle=F
         >>> import tempfile
         >>> from xprospect_tf.data.prepared import write_prepared
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     _ = write_prepared("phantom:3", folder, size=8, test_count=1, workers=1, progress=False)
+        ...     _ = write_prepared("phantom:4", folder, size=8, test_count=1, workers=1, progress=False)
         ...     [tuple(t.shape) for t in next(iter(load_prepared(folder, "train", batch_size=2)))[0]]
+        ...     val = load_prepared(folder, "val", with_ids=True)
+        ...     [case_id.decode() for *_, case_id in val.as_numpy_iterator()]
         [(2, 8, 8, 1), (2, 8, 8, 1)]
+        ['phantom-0003']
     """
     tf = tensorflow()
     manifest = Manifest.read(path)
@@ -150,7 +153,8 @@ def batches_per_epoch(path, split, batch_size, inputs="mean"):
         >>> import tempfile
         >>> from xprospect_tf.data.prepared import write_prepared
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     _ = write_prepared("phantom:4", folder, size=8, test_count=1, workers=1, progress=False)
+        ...     _ = write_prepared("phantom:4", folder, size=8, test_count=1, workers=1, progress=False,
+        ...                        val_fraction=0)
         ...     batches_per_epoch(folder, "train", 2)
         2
     """
@@ -174,7 +178,8 @@ def load_case(path, case_id):
         >>> import tempfile
         >>> from xprospect_tf.data.prepared import write_prepared
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     _ = write_prepared("phantom:2", folder, size=8, test_count=1, workers=1, progress=False)
+        ...     _ = write_prepared("phantom:2", folder, size=8, test_count=1, workers=1, progress=False,
+        ...                        val_fraction=0)
         ...     load_case(folder, "phantom-0001")["ct"].shape
         (8, 8, 8)
     """
