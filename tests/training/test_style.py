@@ -47,6 +47,24 @@ def test_second_call_reuses_and_other_settings_are_refused(lateral_run, phantom_
     assert os.path.getmtime(os.path.join(out, "generator.keras")) == before  # refused: untouched
 
 
+def test_generator_holds_the_moving_averages_and_the_checkpoint_the_raw_weights(lateral_run):
+    """generator.keras = the EMA that last.keras's generator optimizer holds (the paper's average), not the raw weights."""
+    import keras
+    import numpy as np
+
+    out = lateral_run["run_dir"]
+    generator = keras.models.load_model(os.path.join(out, "generator.keras"), compile=False)
+    last = keras.models.load_model(os.path.join(out, "last.keras"))  # the training state after the last epoch
+    n = len(last.g_ab.trainable_variables)  # g_ab's variables come first in the generator optimizer's list
+    averages = [np.array(v) for v in last.g_optimizer._model_variables_moving_average[:n]]  # Keras' own store
+    exported = [np.array(v) for v in generator.trainable_variables]
+    raw = [np.array(v) for v in last.g_ab.trainable_variables]
+    assert [a.shape for a in averages] == [e.shape for e in exported]
+    for got, expected in zip(exported, averages):
+        np.testing.assert_array_equal(got, expected)
+    assert max(np.abs(e - r).max() for e, r in zip(exported, raw)) > 1e-7  # the raw weights differ
+
+
 def test_load_style_generator_checks_view_and_size(lateral_run, tmp_path):
     out = lateral_run["run_dir"]
     generator = load_style_generator(out, "lateral", SIZE)

@@ -8,9 +8,12 @@ look like radiographs (domain B); the stylized projections then train the
 Style run folder layout (one per view)::
 
     config.json          the hyper-parameters (a second call with the same ones reuses the run)
-    generator.keras      g_ab alone (mean-CT -> X-ray style), used by apply_style_models
-    last.keras           the whole CycleGAN after the last finished epoch
-    backup/              BackupAndRestore state (an interrupted run resumes)
+    generator.keras      g_ab alone (mean-CT -> X-ray style) with its moving-average
+                         weights (the paper's EMA), used by apply_style_models
+    last.keras           the whole CycleGAN after the last finished epoch: the raw
+                         training weights, the averages in its optimizers' state
+    backup/              AtomicBackupAndRestore state, like last.keras (an interrupted
+                         run resumes exactly)
     history.csv          per-epoch losses
     samples/epoch_NNN.png  mean-CT | stylized | domain-B grid after each epoch
 
@@ -102,7 +105,9 @@ def train_style_model(data_dir, view, out_dir, style, run_eagerly=False, replace
     train split, domain B = ``style.domain_b`` radiographs, unpaired
     (:func:`xprospect_tf.data.domains.unpaired_dataset`). Nadam, EMA weight
     resets and the cycle weight as in
-    :func:`xprospect_tf.models.cyclegan.compile_cyclegan`. One epoch is
+    :func:`xprospect_tf.models.cyclegan.compile_cyclegan`; ``generator.keras``
+    holds the generator's moving-average weights (:meth:`CycleGAN.fit
+    <xprospect_tf.models.cyclegan.CycleGAN.fit>` ends with them). One epoch is
     ``ceil(max(N_A, N_B) / batch_size)`` steps. If ``out_dir`` already holds a
     generator trained with the same hyper-parameters it is reused; an
     interrupted run with the same ones resumes (BackupAndRestore).
@@ -176,7 +181,11 @@ class StyleSampleCallback(keras.callbacks.Callback):
     """Write ``samples/epoch_NNN.png`` (mean-CT | stylized | domain B) after every epoch.
 
     A CycleGAN's losses say little about image quality; this grid shows how the
-    stylization of fixed domain-A images evolves during training.
+    stylization of fixed domain-A images evolves during training. The images
+    are stylized with the moving-average weights
+    (:meth:`~xprospect_tf.models.cyclegan.CycleGAN.moving_average_weights`), as
+    ``generator.keras`` would stylize them if training stopped there; training
+    goes on with the raw weights.
 
     Args:
         out_dir: folder of the PNGs (created).
@@ -193,7 +202,8 @@ class StyleSampleCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from xprospect_tf.evaluation.style_figures import save_sample_grid
 
-        stylized = np.asarray(self.model.g_ab(self.sources, training=False))[..., 0]
+        with self.model.moving_average_weights():
+            stylized = np.asarray(self.model.g_ab(self.sources, training=False))[..., 0]
         path = os.path.join(self.out_dir, f"epoch_{epoch + 1:03d}.png")
         save_sample_grid(path, self.sources[..., 0], stylized, self.targets, title=f"epoch {epoch + 1}")
 
