@@ -163,20 +163,35 @@ def domain_a_images(prepared_dir, view, split="train", field=None):
     return ids, np.stack([load_case(prepared_dir, i)[field] for i in ids]).astype(np.float32)
 
 
-def unpaired_dataset(images_a, images_b, batch_size, seed):
-    """The CycleGAN's training stream: ``(batch_a, batch_b)`` of two unpaired domains.
+def unpaired_steps(n_a, n_b, batch_size):
+    """Steps of one CycleGAN epoch: ``ceil(max(N_A, N_B) / batch_size)``, so every image of the larger domain is seen once.
 
-    Each domain is shuffled (fully, with ``seed`` for A and ``seed + 1`` for B)
-    and repeated on its own, then the two are zipped, so a domain-A image meets a
-    different domain-B image each epoch (keras-io's CycleGAN example joins its
-    domains the same way). The stream is endless: give ``fit`` a
-    ``steps_per_epoch``.
+    Example:
+        >>> unpaired_steps(4, 5, 2)
+        3
+    """
+    return -(-max(int(n_a), int(n_b)) // int(batch_size))
+
+
+def unpaired_dataset(images_a, images_b, batch_size, seed, epoch=0):
+    """The CycleGAN's training stream: ``(batch_a, batch_b)`` of two unpaired domains, from ``epoch`` on.
+
+    Each domain is an endless sequence of passes over its images, each pass a
+    full shuffle drawn from ``(seed, pass, domain)`` alone (stateless: not from
+    TensorFlow's global seed); the two sequences are zipped and batched, so a
+    domain-A image meets a different domain-B image each time (keras-io's
+    CycleGAN example joins its domains the same way). An epoch is
+    :func:`unpaired_steps` batches; the stream started at ``epoch = k`` yields
+    exactly the batches the stream started at 0 yields from epoch ``k`` on (the
+    passes need not line up with epochs), which is what a resumed ``fit``
+    needs. The stream is endless: give ``fit`` ``steps_per_epoch``.
 
     Args:
         images_a: domain-A images ``(N_A, S, S)``.
         images_b: domain-B images ``(N_B, S, S)``.
         batch_size: images per batch of each domain.
         seed: shuffling seed.
+        epoch: the first epoch of the stream.
 
     Returns:
         a ``tf.data.Dataset`` of ``((B, S, S, 1), (B, S, S, 1))`` float batches.
@@ -189,9 +204,26 @@ def unpaired_dataset(images_a, images_b, batch_size, seed):
     """
     import tensorflow as tf
 
-    sets = [tf.data.Dataset.from_tensor_slices(x[..., None]).shuffle(len(x), seed=seed + i).repeat()
-            for i, x in enumerate((images_a, images_b))]
-    return tf.data.Dataset.zip(tuple(sets)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    consumed = int(epoch) * unpaired_steps(len(images_a), len(images_b), batch_size) * int(batch_size)
+    sets = [_domain_stream(x, seed, domain, consumed) for domain, x in enumerate((images_a, images_b))]
+    return tf.data.Dataset.zip(tuple(sets)).batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def _domain_stream(images, seed, domain, start):
+    """Images ``start, start + 1, ...`` of one domain's endless sequence of shuffled passes."""
+    import tensorflow as tf
+
+    n = len(images)
+    first_pass, skip = divmod(int(start), n)
+    stack = tf.constant(np.asarray(images, dtype=np.float32)[..., None])
+
+    def one_pass(p):
+        key = tf.stack([tf.cast(seed, tf.int64), 2 * p + domain])  # domains A and B never share a key
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    indices = tf.data.Dataset.range(first_pass, tf.int64.max).flat_map(one_pass).skip(skip)
+    return indices.map(lambda i: tf.gather(stack, i))
 
 
 def _phantom_drr(seed, view, size, fov_mm):

@@ -27,7 +27,6 @@ import csv
 import dataclasses
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -43,6 +42,7 @@ from xprospect_tf.data.domains import (
     domain_a_images,
     domain_b_images,
     unpaired_dataset,
+    unpaired_steps,
 )
 from xprospect_tf.errors import ConfigError, InputError
 from xprospect_tf.files import atomic_path, write_json
@@ -157,23 +157,31 @@ def _domain_images(config, data_dir):
 
 
 def _fit_cyclegan(config, out_dir, images_a, images_b, run_eagerly):
-    from xprospect_tf.models.cyclegan import compile_cyclegan, make_cyclegan
-    from xprospect_tf.training.callbacks import AtomicCheckpoint, standard_callbacks
+    """Fit one view's CycleGAN; an interrupted run resumes where an uninterrupted one would be.
 
-    keras.utils.set_random_seed(config["seed"])  # before the dataset: its shuffles use the global seed
-    dataset = unpaired_dataset(images_a, images_b, config["batch_size"], config["seed"])
-    steps = math.ceil(max(len(images_a), len(images_b)) / config["batch_size"])
+    The backup is restored before the dataset is built, so that the unpaired
+    stream (a function of the seed and the epoch) starts at the restored epoch.
+    """
+    from xprospect_tf.models.cyclegan import compile_cyclegan, make_cyclegan
+    from xprospect_tf.training.callbacks import AtomicBackupAndRestore, AtomicCheckpoint, standard_callbacks
+
+    keras.utils.set_random_seed(config["seed"])  # the initial weights
     gan = make_cyclegan(config["size"], filters=config["filters"], disc_filters=config["disc_filters"],
                         n_residual=config["n_residual"], cycle_lambda=config["cycle_lambda"],
                         upsampling=config["upsampling"], name=f"cyclegan_{config['view']}")
     compile_cyclegan(gan, learning_rate=config["learning_rate"], ema_momentum=config["ema_momentum"],
                      ema_every=config["ema_every"], run_eagerly=run_eagerly)
     n = min(N_SAMPLES, len(images_a), len(images_b))
-    callbacks = [AtomicCheckpoint(os.path.join(out_dir, "last.keras")),
+    standard = standard_callbacks(out_dir, tensorboard=False, checkpoint=False)
+    backup = next(c for c in standard if isinstance(c, AtomicBackupAndRestore))
+    callbacks = [backup, AtomicCheckpoint(os.path.join(out_dir, "last.keras")),
                  StyleSampleCallback(os.path.join(out_dir, SAMPLES), images_a[:n], images_b[:n]),
-                 *standard_callbacks(out_dir, tensorboard=False, checkpoint=False)]
-    gan.fit(dataset, epochs=config["epochs"], steps_per_epoch=steps, callbacks=callbacks,
-            shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
+                 *(c for c in standard if c is not backup)]
+    initial_epoch = backup.restore(gan)
+    dataset = unpaired_dataset(images_a, images_b, config["batch_size"], config["seed"], epoch=initial_epoch)
+    gan.fit(dataset, epochs=config["epochs"], initial_epoch=initial_epoch,
+            steps_per_epoch=unpaired_steps(len(images_a), len(images_b), config["batch_size"]),
+            callbacks=callbacks, shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     return gan
 
 
