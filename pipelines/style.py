@@ -16,7 +16,7 @@ from pipelines.common import claim_run_folder, log
 from xprospect_tf.config import StyleConfig, parse_value, with_settings
 
 FLAGS = {"n_residual": "--residual-blocks"}  # every other setting: --its-name-with-dashes
-DOMAIN_B = ("domain_b", "domain_b_count")
+DOMAIN_B = ("domain_b", "count")
 TRAIN = tuple(f.name for f in dataclasses.fields(StyleConfig))
 
 

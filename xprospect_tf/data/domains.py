@@ -6,8 +6,12 @@
   * ``"phantom-drr:N"`` (the embedded default, no download): DRRs of ``N``
     synthetic phantoms whose seeds (``100000, 100001, ...``) are not among
     domain A's phantom seeds, so the two sets are unpaired;
-  * a CheXpert CSV (``train.csv`` / ``valid.csv``): the images of the view's
-    ``Frontal/Lateral`` value, each routed to its view's model;
+  * a CheXpert CSV (``train.csv`` / ``valid.csv``): its paired orthogonal
+    studies (:func:`xprospect_tf.data.chexpert.chexpert_pairs`, one frontal and
+    one lateral image per study), as the paper used 2,390 paired CheXpert
+    X-rays: the frontal model gets the pairs' frontal images, the lateral model
+    their lateral images, and with the same ``count`` and ``seed`` both views
+    draw the same studies;
   * a folder of PNG/JPEG/DICOM X-rays (searched recursively): a folder carries
     no view labels, so every image in it is used for whichever view asks; keep
     one folder per view (e.g. ``xrays/frontal``, ``xrays/lateral``).
@@ -59,9 +63,10 @@ def domain_b_images(spec, view, size, count=None, seed=0, fov_mm=400.0):
             PNG/JPEG/DICOM X-rays (see the module docstring).
         view: ``"frontal"`` or ``"lateral"``.
         size: image side ``S`` (the prepared dataset's size).
-        count: keep at most this many images, drawn without replacement with
-            ``seed`` (``None``: all, in order). Files are read after drawing,
-            so a large CheXpert CSV costs only ``count`` reads.
+        count: keep at most this many images (of a CheXpert CSV: pairs),
+            drawn without replacement with ``seed`` and kept in their listed
+            order (``None``: all). Files are read after drawing, so a large
+            CheXpert CSV costs only ``count`` reads per view.
         seed: seed of the draw.
         fov_mm: field of view of the phantoms (use the prepared dataset's).
 
@@ -108,17 +113,34 @@ def phantom_drr_seeds(spec):
 
 
 def xray_paths(spec, view):
-    """The image files of a CheXpert CSV (images of ``view``) or of a folder (all images).
+    """The image files of a CheXpert CSV (the view's image of each frontal/lateral pair) or of a folder (all images).
+
+    For a CSV, the frontal and the lateral list have one entry per study, in
+    the same order: entry ``i`` of both is the same study, so drawing the same
+    indices from both keeps the pairs.
 
     Args:
         spec: a ``.csv`` file or a folder.
         view: ``"frontal"`` or ``"lateral"`` (used for CSVs only).
 
     Returns:
-        list of paths (CSV order, or sorted folder order).
+        list of paths (CSV study order, or sorted folder order).
 
     Raises:
-        InputError: missing path, or no images found.
+        InputError: missing path, or no images (no pairs) found.
+
+    Example:
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     csv = os.path.join(d, "CheXpert-v1.0-small", "valid.csv")
+        ...     os.makedirs(os.path.dirname(csv))
+        ...     with open(csv, "w") as f:
+        ...         _ = f.write("Path,Frontal/Lateral,AP/PA\\n"
+        ...                     "CheXpert-v1.0-small/valid/patient1/study1/view1_frontal.jpg,Frontal,AP\\n"
+        ...                     "CheXpert-v1.0-small/valid/patient1/study1/view2_lateral.jpg,Lateral,\\n"
+        ...                     "CheXpert-v1.0-small/valid/patient2/study1/view1_frontal.jpg,Frontal,PA\\n")
+        ...     [p.split("/valid/")[1] for view in VIEWS for p in xray_paths(csv, view)]  # patient2: no pair
+        ['patient1/study1/view1_frontal.jpg', 'patient1/study1/view2_lateral.jpg']
     """
     if not os.path.exists(spec):
         raise InputError(f"{spec}: no such file or folder; give --domain-b as 'phantom-drr:N', "
@@ -127,10 +149,10 @@ def xray_paths(spec, view):
         if not spec.lower().endswith(".csv"):
             raise InputError(f"{spec}: domain B must be a CheXpert CSV, a folder of X-rays or "
                              "'phantom-drr:N'; put single images in a folder")
-        from xprospect_tf.data.chexpert import chexpert_images
+        from xprospect_tf.data.chexpert import chexpert_pairs
 
-        paths = chexpert_images(spec, view)
-        where = f"no {view} images listed (column Frontal/Lateral)"
+        paths = [pair[VIEWS.index(check_view(view))] for pair in chexpert_pairs(spec)]
+        where = "no study with both a frontal and a lateral image (column Frontal/Lateral)"
     else:
         paths = _folder_images(spec)
         where = f"no X-ray images ({', '.join(IMAGE_SUFFIXES)} or DICOM files) found"
