@@ -18,7 +18,7 @@ from :class:`xprospect_tf.config.StyleConfig`, their one home):
 EMA choice: the Keras optimizer's own EMA (``use_ema=True, ema_momentum,
 ema_overwrite_frequency=N``) is used rather than a callback. It does exactly
 what the paper describes (an average updated after every step and written over
-the model's variables every ``N`` steps), needs no extra code, keeps the
+the model's variables every ``N`` steps), needs no callback, keeps the
 average in the optimizer state (so it is saved in ``.keras`` files and
 checkpoints and restored on resume), and runs on every backend. The average
 covers both optimizers, generators and discriminators.
