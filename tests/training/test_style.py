@@ -103,7 +103,8 @@ class Interrupted(Exception):
 
 
 def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, phantom_dataset, monkeypatch):
-    """Killed after epoch 1's and again after epoch 2's backup, then run to the end: bit-identical weights.
+    """Killed after epoch 1's, epoch 2's and the final backup (before generator.keras), then run to the end:
+    the weights are bit-identical to an uninterrupted run's.
 
     4 domain-A and 5 domain-B images in batches of 3: an epoch is 2 steps (6
     images of each domain), so epochs straddle the passes over both domains;
@@ -119,7 +120,7 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
                                   run_eagerly=True)
     save = callbacks.AtomicBackupAndRestore.save
     out = str(tmp_path / "resumed")
-    for kill_after in (1, 2):
+    for kill_after in (1, 2, 3):
         def save_then_die(self, epoch, kill_after=kill_after):
             save(self, epoch)
             if epoch == kill_after:
@@ -131,7 +132,7 @@ def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_p
         assert not os.path.exists(os.path.join(out, "generator.keras"))
     monkeypatch.setattr(callbacks.AtomicBackupAndRestore, "save", save)
     resumed = train_style_model(phantom_dataset, "frontal", out, style, run_eagerly=True)
-    assert not resumed["reused"]
+    assert not resumed["reused"] and not os.path.exists(os.path.join(out, "backup"))
     for name in ("generator.keras", "last.keras"):
         expected = keras.models.load_model(os.path.join(reference["run_dir"], name), compile=False)
         got = keras.models.load_model(os.path.join(out, name), compile=False)

@@ -13,7 +13,7 @@ Style run folder layout (one per view)::
     last.keras           the whole CycleGAN after the last finished epoch: the raw
                          training weights, the averages in its optimizers' state
     backup/              AtomicBackupAndRestore state, like last.keras (an interrupted
-                         run resumes exactly)
+                         run resumes exactly); deleted once generator.keras is written
     history.csv          per-epoch losses
     samples/epoch_NNN.png  mean-CT | stylized | domain-B grid after each epoch
 
@@ -28,6 +28,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -47,6 +48,7 @@ from xprospect_tf.data.domains import (
 from xprospect_tf.errors import ConfigError, InputError
 from xprospect_tf.files import atomic_path, write_json
 from xprospect_tf.run_folder import RunFolder
+from xprospect_tf.training.callbacks import BACKUP, AtomicBackupAndRestore, AtomicCheckpoint, standard_callbacks
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,7 @@ def train_style_model(data_dir, view, out_dir, style, run_eagerly=False, replace
     gan = _fit_cyclegan(config, out_dir, images_a, images_b, run_eagerly)
     with atomic_path(generator) as tmp:
         gan.g_ab.save(tmp)
+    shutil.rmtree(folder.file(BACKUP), ignore_errors=True)  # kept until the generator is written
     seconds = round(time.perf_counter() - t0, 2)
     log.info("%s: trained the %s style model in %.1f s", out_dir, view, seconds)
     return {**result, "reused": False, "train_time_s": seconds, "history": _last_history(out_dir)}
@@ -168,9 +171,10 @@ def _fit_cyclegan(config, out_dir, images_a, images_b, run_eagerly):
 
     The backup is restored before the dataset is built, so that the unpaired
     stream (a function of the seed and the epoch) starts at the restored epoch.
+    It is kept when ``fit`` ends (the caller deletes it once ``generator.keras``
+    is written), so a run killed in between trains no epoch again.
     """
     from xprospect_tf.models.cyclegan import compile_cyclegan, make_cyclegan
-    from xprospect_tf.training.callbacks import AtomicBackupAndRestore, AtomicCheckpoint, standard_callbacks
 
     keras.utils.set_random_seed(config["seed"])  # the initial weights
     gan = make_cyclegan(config["size"], filters=config["filters"], disc_filters=config["disc_filters"],
@@ -179,7 +183,7 @@ def _fit_cyclegan(config, out_dir, images_a, images_b, run_eagerly):
     compile_cyclegan(gan, learning_rate=config["learning_rate"], ema_momentum=config["ema_momentum"],
                      ema_every=config["ema_every"], run_eagerly=run_eagerly)
     n = min(N_SAMPLES, len(images_a), len(images_b))
-    standard = standard_callbacks(out_dir, tensorboard=False, checkpoint=False)
+    standard = standard_callbacks(out_dir, tensorboard=False, checkpoint=False, keep_backup=True)
     backup = next(c for c in standard if isinstance(c, AtomicBackupAndRestore))
     callbacks = [backup, AtomicCheckpoint(os.path.join(out_dir, "last.keras")),
                  StyleSampleCallback(os.path.join(out_dir, SAMPLES), images_a[:n], images_b[:n]),

@@ -199,10 +199,12 @@ class CycleGAN(keras.Model):
 
     @contextlib.contextmanager
     def moving_average_weights(self):
-        """Within the block every network holds its moving-average weights; the raw ones come back after.
+        """Within the block both generators hold their moving-average weights; the raw ones come back after.
 
-        For looking at the averaged model during training (e.g. sample images
-        after each epoch) without changing the training trajectory.
+        For looking at the averaged generators during training (e.g. sample
+        images after each epoch) without changing the training trajectory. The
+        discriminators keep their raw weights (their average is written only by
+        :meth:`finalize_moving_averages`). A no-op without an EMA.
 
         Example:
             >>> gan = compile_cyclegan(make_cyclegan(16, 4, 4, 0), learning_rate=1e-2,
@@ -217,15 +219,17 @@ class CycleGAN(keras.Model):
             >>> bool(np.array_equal(kernel, raw))
             True
         """
-        pairs = self._optimized_variables()
-        raw = [[np.array(v) for v in variables] for _, variables in pairs]
-        self.finalize_moving_averages()
+        optimizer, variables = self.g_optimizer, self.generator_variables
+        if optimizer is None or not optimizer.use_ema:
+            yield self
+            return
+        raw = [np.array(v) for v in variables]
+        optimizer.finalize_variable_values(variables)
         try:
             yield self
         finally:
-            for (_, variables), values in zip(pairs, raw):
-                for variable, value in zip(variables, values):
-                    variable.assign(value)
+            for variable, value in zip(variables, raw):
+                variable.assign(value)
 
     def _optimized_variables(self):
         """``(optimizer, variables)`` of each optimizer that keeps a moving average."""
