@@ -17,7 +17,7 @@ from xprospect_tf.config import StyleConfig, parse_value, with_settings
 from xprospect_tf.data.prepared.manifest import SPLITS
 
 FLAGS = {"n_residual": "--residual-blocks"}  # every other setting: --its-name-with-dashes
-DOMAIN_B = ("domain_b", "domain_b_count")
+DOMAIN_B = ("domain_b", "count")
 TRAIN = tuple(f.name for f in dataclasses.fields(StyleConfig))
 
 

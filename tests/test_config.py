@@ -155,6 +155,34 @@ def test_choices_come_from_the_registries(exp, monkeypatch):
     assert exp.resolve("Mean volume", "smoke").model.architecture in baselines.BASELINES
 
 
+def test_count_is_a_data_and_a_style_setting(exp):
+    with pytest.raises(ConfigError, match="write data.count or style.count"):
+        exp.resolve("64-Dense", "smoke", ["count=12"])
+    cfg = exp.resolve("64-Dense", "smoke", ["data.count=12", "style.count=7"])
+    assert (cfg.data.count, cfg.style.count) == (12, 7)
+    assert exp.resolve("64-Dense-Styled-Inputs", "paper").style.count == 2390  # the paper's CheXpert pairs
+
+
+@pytest.mark.parametrize("item", ["style.domain_b_count=5", "domain_b_count=5"])
+def test_the_renamed_domain_b_count_names_its_new_name(exp, item):
+    with pytest.raises(ConfigError, match="style.domain_b_count was renamed style.count: write count"):
+        exp.resolve("64-Dense", "smoke", [item])
+
+
+def test_the_renamed_key_in_a_yaml_names_file_line_and_new_name(tmp_path):
+    path = _write(tmp_path, "version: 1\ndefaults:\n  style:\n    domain_b_count: 100\nrows: []\n")
+    with pytest.raises(ConfigError) as info:
+        load_experiments(path)
+    assert f"{path}:4: unknown key 'domain_b_count'; style.domain_b_count was renamed style.count" in str(info.value)
+
+
+def test_a_stored_run_config_with_the_old_name_reads_as_the_new(exp):
+    stored = exp.resolve("64-Dense", "smoke").to_dict()
+    del stored["style"]["count"]
+    stored["style"]["domain_b_count"] = None  # what runs written before the rename hold
+    assert RunConfig.from_dict(stored).style.count is None  # old runs' null ("all") kept
+
+
 @pytest.mark.parametrize("key", ["epochs", "batch_size", "learning_rate"])
 def test_ambiguous_bare_key_names_both_sections(exp, key):
     with pytest.raises(ConfigError) as info:
@@ -176,20 +204,20 @@ def test_ambiguous_bare_key_names_both_sections(exp, key):
         ("64-Dense", ["window=[900, -100]"], "data.window = [900.0, -100.0]: use finite [low, high]"),
         ("64-Dense", ["window=[-1000, .inf]"], "data.window = inf: use a finite number"),
         ("64-Dense", ["fov_mm=0"], "data.fov_mm = 0.0: the field of view must be a positive"),
-        ("64-Dense", ["count=1"], "data.test_count = 8 with data.count = 1 phantoms leaves 0 training"),
-        ("64-Dense", ["count=8"], "data.test_count = 8 with data.count = 8 phantoms leaves 0 training"),
-        ("64-Dense", ["count=2", "test_count=null"], "data.test_fraction = 0.2 with data.count = 2 "
+        ("64-Dense", ["data.count=1"], "data.test_count = 8 with data.count = 1 phantoms leaves 0 training"),
+        ("64-Dense", ["data.count=8"], "data.test_count = 8 with data.count = 8 phantoms leaves 0 training"),
+        ("64-Dense", ["data.count=2", "test_count=null"], "data.test_fraction = 0.2 with data.count = 2 "
                                                      "phantoms leaves 2 training and 0 test"),
-        ("64-Dense", ["count=9"], "data.val_fraction = 0.2 with data.count = 9 phantoms (8 test) leaves 1 "
+        ("64-Dense", ["data.count=9"], "data.val_fraction = 0.2 with data.count = 9 phantoms (8 test) leaves 1 "
                                   "training and 0 validation case(s)"),
-        ("64-Dense", ["count=9", "val_fraction=0"], None),  # no validation split: fit monitors the loss
-        ("64-Dense", ["count=13"], None),  # 5 non-test cases: 4 train, 1 val
+        ("64-Dense", ["data.count=9", "val_fraction=0"], None),  # no validation split: fit monitors the loss
+        ("64-Dense", ["data.count=13"], None),  # 5 non-test cases: 4 train, 1 val
         ("64-Dense", ["val_fraction=0.99"], "data.val_fraction = 0.99 with data.count = 40 phantoms (8 test) "
                                             "leaves 0 training and 32 validation"),
         ("64-Dense", ["val_fraction=1"], "data.val_fraction = 1.0: use a number < 1"),
         ("64-Dense", ["val_fraction=-0.1"], "data.val_fraction = -0.1: use a number >= 0"),
-        ("64-Dense", ["count=1", "val_fraction=0.5", "source=data/prepared"], None),
-        ("64-Dense", ["count=1", "source=data/prepared"], None),  # a prepared dataset has its own split
+        ("64-Dense", ["data.count=1", "val_fraction=0.5", "source=data/prepared"], None),
+        ("64-Dense", ["data.count=1", "source=data/prepared"], None),  # a prepared dataset has its own split
         ("64-Dense", ["train.learning_rate=.nan"], "train.learning_rate = nan: use a finite number"),
         ("64-Dense", ["train.learning_rate=.inf"], "train.learning_rate = inf: use a finite number"),
         ("64-Dense", ["style.learning_rate=-.inf"], "style.learning_rate = -inf: use a finite number"),
@@ -251,4 +279,4 @@ def test_style_config_built_in_code_is_validated():
             validated(StyleConfig(**bad))
     with pytest.raises(ConfigError, match="--ema-every: style.ema_every = 0"):
         with_settings(StyleConfig(), {"ema_every": 0}, where=lambda k: "--ema-every")
-    assert with_settings(StyleConfig(), {"ema_every": None, "domain_b_count": 5}).ema_every is None
+    assert with_settings(StyleConfig(), {"ema_every": None, "count": 5}).ema_every is None

@@ -18,7 +18,10 @@ the model needs, the phantom split) run when a row is resolved, before any work.
 
 A bare ``--set`` key must name one setting: ``epochs``, ``batch_size`` and
 ``learning_rate`` exist in both ``train`` and ``style``, so write
-``train.epochs`` or ``style.epochs``.
+``train.epochs`` or ``style.epochs``; ``count`` in both ``data`` and ``style``.
+A renamed setting's old key is refused with its new name
+(``style.domain_b_count`` -> ``style.count``); a stored run configuration
+written under the old name is read under the new one.
 """
 
 import dataclasses
@@ -195,15 +198,22 @@ class StyleConfig:
     below CycleGAN's, an exponential moving average (EMA) of the weights with
     resets of the weights to it, cycle lambda 20 (CycleGAN's is 10; above 25
     the style transfer became weak), and 2,390 paired orthogonal CheXpert X-rays
-    as domain B. It gives no learning-rate number, no EMA momentum and no reset
-    interval: those defaults are ours (marked so below).
+    (section 2) for training the style model: ``count``'s default. It gives no
+    learning-rate number, no EMA momentum and no reset interval: those defaults
+    are ours (marked so below), and so is how the 2,390 pairs are chosen (a
+    seeded draw among the CSV's studies with both views, AP or PA frontal).
     """
 
     domain_b: str = setting(
         "default", "radiographs: 'default' (DRRs of as many unseen phantoms as there are train "
-        "cases), 'phantom-drr:N', a CheXpert CSV, or a folder of PNG/JPEG/DICOM X-rays")
-    domain_b_count: typing.Optional[int] = setting(None, "use at most N domain-B images (null: all)",
-                                                   check=check_positive_int)
+        "cases), 'phantom-drr:N', a CheXpert CSV (its frontal/lateral pairs), or a folder of "
+        "PNG/JPEG/DICOM X-rays")
+    count: typing.Optional[int] = setting(
+        2390, "domain-B images per view, drawn with seed: from a CheXpert CSV this many "
+        "frontal/lateral pairs, the same studies for both views (2390: the paper's number of paired "
+        "CheXpert X-rays); from a folder or phantom DRRs ('default': one per train case) at most "
+        "this many; null: all",
+        check=check_positive_int)
     epochs: int = setting(20, "training epochs", check=check_positive_int)
     batch_size: int = setting(1, "batch size", check=check_positive_int)
     filters: int = setting(32, "generator base filters (the discriminators get twice as many)",
@@ -266,7 +276,7 @@ class RunConfig:
             data=_build(DataConfig, d["data"], where),
             model=_build(ModelConfig, d["model"], where),
             train=_build(TrainConfig, d["train"], where),
-            style=_build(StyleConfig, d.get("style", {}), where),
+            style=_build(StyleConfig, _with_current_names("style", d.get("style", {})), where),
         )
 
 
@@ -496,6 +506,23 @@ def load_experiments(path=None):
 
 _SCHEMA = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "style": StyleConfig}
 _SECTION_OF = {cls: name for name, cls in _SCHEMA.items()}
+RENAMED = {"style.domain_b_count": "style.count"}  # old key -> its setting's name now
+
+
+def _renamed_hint(section, key):
+    """``'; it was renamed style.count'`` when ``section.key`` is an old name, else ``''``."""
+    new = RENAMED.get(f"{section}.{key}")
+    return f"; {section}.{key} was renamed {new}: write {new.split('.', 1)[1]}" if new else ""
+
+
+def _with_current_names(section, values):
+    """A stored section's values with renamed keys under their current names (old run folders)."""
+    values = dict(values)
+    for old, new in RENAMED.items():
+        old_section, old_key = old.split(".", 1)
+        if old_section == section and old_key in values:
+            values.setdefault(new.split(".", 1)[1], values.pop(old_key))
+    return values
 
 
 def _check_sections(d, keys, where):
@@ -536,7 +563,8 @@ def _check_value(cls, key, value, where):
     prefix = f"{where}: " if where else ""
     if key not in fields:
         raise ConfigError(
-            f"{prefix}unknown key {key!r}; {cls.__name__} keys are: {', '.join(fields)}"
+            f"{prefix}unknown key {key!r}{_renamed_hint(_SECTION_OF.get(cls), key)}; "
+            f"{cls.__name__} keys are: {', '.join(fields)}"
         )
     name = f"{_SECTION_OF[cls]}.{key}" if cls in _SECTION_OF else key
     try:
@@ -624,7 +652,8 @@ def _apply_override(item, merged, top):
         owners = [s for s in SECTIONS if key in _fields(_SCHEMA[s])]
         if not owners:
             known = sorted({f for s in SECTIONS for f in _fields(_SCHEMA[s])} | set(top))
-            raise ConfigError(f"--set {item!r}: unknown setting {key!r}; known: {', '.join(known)}")
+            hint = "".join(_renamed_hint(s, key) for s in SECTIONS)
+            raise ConfigError(f"--set {item!r}: unknown setting {key!r}{hint}; known: {', '.join(known)}")
         if len(owners) > 1:
             raise ConfigError(
                 f"--set {item!r}: {key!r} is a setting of both {' and '.join(owners)}; write "

@@ -93,11 +93,66 @@ def test_bad_specs_raise_clear_errors(tmp_path, spec, error, match):
         domain_b_images(spec.format(tmp=tmp_path), "frontal", SIZE)
 
 
-def test_chexpert_csv_without_the_view(tmp_path):
+def test_chexpert_csv_without_pairs(tmp_path):
     csv = tmp_path / "valid.csv"
-    csv.write_text("Path,Frontal/Lateral,AP/PA\nx/view1_frontal.jpg,Frontal,AP\n")
-    with pytest.raises(InputError, match="no lateral images"):
-        domain_b_images(str(csv), "lateral", SIZE)
+    csv.write_text("Path,Frontal/Lateral,AP/PA\nx/p1/s1/view1_frontal.jpg,Frontal,AP\nx/p2/s1/view1_lateral.jpg,Lateral,\n")
+    for view in ("frontal", "lateral"):
+        with pytest.raises(InputError, match="no study with both a frontal and a lateral image"):
+            domain_b_images(str(csv), view, SIZE)
+
+
+def write_chexpert_studies(root, rng):
+    """A CheXpert-v1.0-small/train.csv of 6 paired studies plus one frontal-only and one lateral-only study.
+
+    Each image's interior holds ``(study + 1) / 10`` (frontal) or that + 0.05
+    (lateral), corners 0 and 1 (full range), so a read image names its study and view.
+    """
+    rows = ["Path,Sex,Frontal/Lateral,AP/PA"]
+    views = [("frontal", "Frontal", "AP"), ("lateral", "Lateral", "")]
+    studies = [(i, views) for i in range(6)] + [(6, views[:1]), (7, views[1:])]
+    for i, present in studies:
+        rel = f"CheXpert-v1.0-small/train/patient{i:05d}/study1"
+        (root / rel).mkdir(parents=True)
+        for n, (view, label, appa) in enumerate(present, start=1):
+            image = np.full((20, 20), (i + 1) / 10 + (0.05 if view == "lateral" else 0.0))
+            image[0, 0], image[-1, -1] = 0.0, 1.0
+            write_png(root / rel / f"view{n}_{view}.png", image)
+            rows.append(f"{rel}/view{n}_{view}.png,F,{label},{appa}")
+    rng.shuffle(rows[1:])  # CSV order is not study order
+    (root / "CheXpert-v1.0-small" / "train.csv").write_text("\n".join(rows) + "\n")
+    return str(root / "CheXpert-v1.0-small" / "train.csv")
+
+
+def study_and_view(image):
+    """Decode (study, view) from an image of write_chexpert_studies."""
+    k = round(float(np.median(image[4:-4, 4:-4])) * 20)  # 2 * (study + 1), + 1 for a lateral
+    return k // 2 - 1, "lateral" if k % 2 else "frontal"
+
+
+def test_chexpert_csv_gives_count_pairs_the_same_studies_for_both_views(tmp_path, rng, monkeypatch):
+    from xprospect_tf.data import domains
+
+    csv = write_chexpert_studies(tmp_path, rng)
+    reads = []
+    read = domains._read
+    monkeypatch.setattr(domains, "_read", lambda path: reads.append(path) or read(path))
+    chosen = set()
+    for seed in range(4):
+        views = {v: [study_and_view(x) for x in domain_b_images(csv, v, SIZE, count=3, seed=seed)]
+                 for v in ("frontal", "lateral")}
+        assert [view for _, view in views["frontal"]] == ["frontal"] * 3  # each model gets its view
+        assert [view for _, view in views["lateral"]] == ["lateral"] * 3
+        studies = [study for study, _ in views["frontal"]]
+        assert studies == [study for study, _ in views["lateral"]]  # the same studies, in the same order
+        assert len(set(studies)) == 3 and set(studies) <= set(range(6))  # pairs only: not studies 6, 7
+        chosen.add(tuple(sorted(studies)))
+        again = [study_and_view(x)[0] for x in domain_b_images(csv, "lateral", SIZE, count=3, seed=seed)]
+        assert again == studies  # the draw is a function of the seed
+    assert len(chosen) > 1  # another seed, other studies
+    assert len(reads) == 4 * 3 * 3  # only the drawn images are read
+    everything = domain_b_images(csv, "frontal", SIZE, count=None)
+    assert sorted(study_and_view(x)[0] for x in everything) == list(range(6))
+    assert len(domain_b_images(csv, "lateral", SIZE, count=2390)) == 6  # count caps; fewer pairs: all
 
 
 def test_domain_a_images_are_the_mean_ct_projections(data_dir):
@@ -139,3 +194,28 @@ def test_unpaired_dataset_shuffles_repeats_and_unpairs_both_domains():
     assert again == pairs  # seeded
     a, b = next(iter(unpaired_dataset(images_a, images_b, batch_size=2, seed=0)))
     assert a.shape == b.shape == (2, 8, 8, 1)
+
+
+@pytest.mark.parametrize("n_a, n_b, batch_size", [(4, 5, 2), (3, 7, 3), (6, 2, 4)])
+def test_unpaired_stream_from_epoch_k_is_the_uninterrupted_streams_tail(n_a, n_b, batch_size):
+    """What a resumed fit needs: the stream started at epoch k = the batches from epoch k of the one started at 0."""
+    import tensorflow as tf
+
+    from xprospect_tf.data.domains import unpaired_dataset, unpaired_steps
+
+    images_a = np.stack([np.full((8, 8), i, np.float32) for i in range(n_a)])
+    images_b = np.stack([np.full((8, 8), 100 + j, np.float32) for j in range(n_b)])
+    steps = unpaired_steps(n_a, n_b, batch_size)
+    assert steps == -(-max(n_a, n_b) // batch_size)
+
+    def batches(stream, n):
+        return [(a[:, 0, 0, 0].numpy().tolist(), b[:, 0, 0, 0].numpy().tolist()) for a, b in stream.take(n)]
+
+    epochs = 4
+    full = batches(unpaired_dataset(images_a, images_b, batch_size, seed=3), epochs * steps)
+    for k in range(1, epochs):
+        tail = batches(unpaired_dataset(images_a, images_b, batch_size, seed=3, epoch=k), (epochs - k) * steps)
+        assert tail == full[k * steps:], k
+    tf.random.set_seed(1234)  # TensorFlow's global seed plays no part: the order is (seed, pass) only
+    assert batches(unpaired_dataset(images_a, images_b, batch_size, seed=3), epochs * steps) == full
+    assert batches(unpaired_dataset(images_a, images_b, batch_size, seed=4), epochs * steps) != full

@@ -214,6 +214,56 @@ def test_ema_reset_sets_weights_to_moving_average(rng):
         np.testing.assert_allclose(net_weights, expected, atol=1e-5)
 
 
+def test_fit_ends_with_the_moving_average_weights(rng):
+    """Keras' fit finalizes only ``model.optimizer``; CycleGAN.fit must end with both optimizers' EMA.
+
+    Reference: a numpy EMA of the raw weights recorded after each step (first
+    step: the average is the weights themselves).
+    """
+    momentum, steps = 0.5, 3
+    gan = tiny_gan()
+    gan.compile(*[paper_optimizer(1e-2, momentum, None) for _ in range(2)], run_eagerly=True)
+    seen = []  # raw weights of all four networks after each step
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: seen.append(weights_of(gan)))
+    a, b = images(rng, 2 * steps), images(rng, 2 * steps)
+    gan.fit(a, b, batch_size=2, epochs=1, verbose=0, callbacks=[record])
+    assert len(seen) == steps
+    average = seen[0]
+    for step in seen[1:]:
+        average = [momentum * avg + (1 - momentum) * w for avg, w in zip(average, step)]
+    final = weights_of(gan)
+    for got, expected in zip(final, average):
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert max(np.abs(got - raw).max() for got, raw in zip(final, seen[-1])) > 1e-4  # not the raw weights
+    assert len(final) == len(gan.generator_variables) + len(gan.discriminator_variables)
+
+
+def test_moving_average_weights_swaps_in_and_back_and_without_ema_is_a_no_op(rng):
+    gan = tiny_gan()
+    compile_cyclegan(gan, learning_rate=1e-2, ema_momentum=0.5, ema_every=None, run_eagerly=True)
+    batch = (images(rng), images(rng))
+    gan.train_step(batch)
+    gan.train_step(batch)
+    raw = weights_of(gan)
+    averages = [np.array(v) for v in gan.g_optimizer._model_variables_moving_average]  # Keras' own store
+    n_generators = len(gan.generator_variables)
+    with gan.moving_average_weights():
+        for got, expected in zip(weights_of(gan.g_ab) + weights_of(gan.g_ba), averages, strict=True):
+            np.testing.assert_array_equal(got, expected)
+        assert changed(raw[:n_generators], gan)
+        for got, expected in zip(weights_of(gan)[n_generators:], raw[n_generators:]):
+            np.testing.assert_array_equal(got, expected)  # the discriminators keep their raw weights
+    for got, expected in zip(weights_of(gan), raw):
+        np.testing.assert_array_equal(got, expected)  # the raw weights are back, exactly
+    plain = tiny_gan()
+    compile_cyclegan(plain, learning_rate=1e-2, ema_momentum=None, run_eagerly=True)
+    plain.train_step(batch)
+    before = weights_of(plain)
+    plain.finalize_moving_averages()
+    with plain.moving_average_weights():
+        assert not changed(before, plain)
+
+
 def test_keras_save_load_round_trip(rng, tmp_path):
     gan = tiny_gan(cycle_lambda=15.0)
     compile_cyclegan(gan, learning_rate=1e-3, ema_every=7, run_eagerly=True)

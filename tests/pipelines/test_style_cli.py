@@ -46,7 +46,7 @@ def test_train_writes_generator_config_history_and_samples(runs, data_dir):
     paper = StyleConfig()
     assert (config["learning_rate"], config["cycle_lambda"]) == (paper.learning_rate, paper.cycle_lambda)
     assert (config["ema_momentum"], config["ema_every"], config["seed"]) == (0.99, 100, 0)
-    assert list(config) == ["view", "data", "size", "fov_mm", "domain_b", "domain_b_count", "epochs",
+    assert list(config) == ["view", "data", "size", "fov_mm", "domain_b", "count", "epochs",
                             "batch_size", "filters", "disc_filters", "n_residual", "upsampling",
                             "learning_rate", "cycle_lambda", "ema_momentum", "ema_every", "seed"]
     assert set(os.listdir(out)) <= {"backup", "config.json", "generator.keras", "history.csv",
@@ -119,7 +119,7 @@ def test_style_train_options_are_the_style_config_fields():
     for field in dataclasses.fields(StyleConfig):
         assert getattr(args, field.name) == getattr(StyleConfig(), field.name), field.name
     args = build_parser().parse_args(["style", "evaluate", "--data", "d", "--out", "o"])
-    assert (args.domain_b, args.domain_b_count) == (StyleConfig().domain_b, StyleConfig().domain_b_count)
+    assert (args.domain_b, args.count) == (StyleConfig().domain_b, StyleConfig().count) == ("default", 2390)
 
 
 @pytest.mark.parametrize("option, value, message", [
@@ -141,10 +141,10 @@ def test_options_reach_the_run_config(data_dir, tmp_path):
     from xprospect_tf.training.style import style_run_config
 
     args = build_parser().parse_args(["style", "train", "--view", "lateral", "--data", data_dir, "--out", "o",
-                                      "--ema-every", "null", "--domain-b-count", "3", "--seed", "5",
+                                      "--ema-every", "null", "--count", "3", "--seed", "5",
                                       "--domain-b", "phantom-drr:7", "--residual-blocks", "2"])
     from pipelines.style import TRAIN, style_from_args
 
     config = style_run_config(data_dir, "lateral", style_from_args(args, TRAIN))
-    assert (config["ema_every"], config["domain_b_count"], config["seed"]) == (None, 3, 5)
+    assert (config["ema_every"], config["count"], config["seed"]) == (None, 3, 5)
     assert (config["domain_b"], config["n_residual"], config["size"]) == ("phantom-drr:7", 2, 16)

@@ -229,8 +229,13 @@ def test_styled_row_trains_style_models_then_the_reconstruction(data_dir, fresh_
                   "--set", "style.batch_size=2"]
     assert main(["train", "--row", "64-Dense-Styled-Inputs", "--out", out, "--data", data,
                  *TINY, *tiny_style]) == 0
-    for view in ("frontal", "lateral"):
-        assert os.path.exists(os.path.join(out, f"style-{view}", "generator.keras"))
+    import keras
+
+    for view in ("frontal", "lateral"):  # the style models run at the row's data.size (16 here)
+        style_run = os.path.join(out, f"style-{view}")
+        assert read_json(os.path.join(style_run, "config.json"))["size"] == 16
+        generator = keras.models.load_model(os.path.join(style_run, "generator.keras"), compile=False)
+        assert generator.input_shape == generator.output_shape == (None, 16, 16, 1)
     assert all({"styled_ap", "styled_lateral"} <= set(c["fields"]) for c in read_manifest(data).cases)
     res = _results(out)
     assert res["inputs"] == "styled" and res["config"]["style"]["epochs"] == 1

@@ -47,6 +47,24 @@ def test_second_call_reuses_and_other_settings_are_refused(lateral_run, phantom_
     assert os.path.getmtime(os.path.join(out, "generator.keras")) == before  # refused: untouched
 
 
+def test_generator_holds_the_moving_averages_and_the_checkpoint_the_raw_weights(lateral_run):
+    """generator.keras = the EMA that last.keras's generator optimizer holds (the paper's average), not the raw weights."""
+    import keras
+    import numpy as np
+
+    out = lateral_run["run_dir"]
+    generator = keras.models.load_model(os.path.join(out, "generator.keras"), compile=False)
+    last = keras.models.load_model(os.path.join(out, "last.keras"))  # the training state after the last epoch
+    n = len(last.g_ab.trainable_variables)  # g_ab's variables come first in the generator optimizer's list
+    averages = [np.array(v) for v in last.g_optimizer._model_variables_moving_average[:n]]  # Keras' own store
+    exported = [np.array(v) for v in generator.trainable_variables]
+    raw = [np.array(v) for v in last.g_ab.trainable_variables]
+    assert [a.shape for a in averages] == [e.shape for e in exported]
+    for got, expected in zip(exported, averages):
+        np.testing.assert_array_equal(got, expected)
+    assert max(np.abs(e - r).max() for e, r in zip(exported, raw)) > 1e-7  # the raw weights differ
+
+
 def test_load_style_generator_checks_view_and_size(lateral_run, tmp_path):
     out = lateral_run["run_dir"]
     generator = load_style_generator(out, "lateral", SIZE)
@@ -78,3 +96,47 @@ def test_style_run_config_reads_the_dataset_and_the_style_settings(phantom_datas
 ])
 def test_domain_b_spec(spec, n_train, expected):
     assert domain_b_spec(spec, n_train) == expected
+
+
+class Interrupted(Exception):
+    """Stands for a kill: raised right after a backup is written."""
+
+
+def test_an_interrupted_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, phantom_dataset, monkeypatch):
+    """Killed after epoch 1's, epoch 2's and the final backup (before generator.keras), then run to the end:
+    the weights are bit-identical to an uninterrupted run's.
+
+    4 domain-A and 5 domain-B images in batches of 3: an epoch is 2 steps (6
+    images of each domain), so epochs straddle the passes over both domains;
+    with ema_every=2 the weights are reset to their average at each epoch's end.
+    """
+    import keras
+    import numpy as np
+
+    from xprospect_tf.training import callbacks
+
+    style = dataclasses.replace(TINY, epochs=3, batch_size=3, domain_b="phantom-drr:5", ema_every=2)
+    reference = train_style_model(phantom_dataset, "frontal", str(tmp_path / "reference"), style,
+                                  run_eagerly=True)
+    save = callbacks.AtomicBackupAndRestore.save
+    out = str(tmp_path / "resumed")
+    for kill_after in (1, 2, 3):
+        def save_then_die(self, epoch, kill_after=kill_after):
+            save(self, epoch)
+            if epoch == kill_after:
+                raise Interrupted(epoch)
+
+        monkeypatch.setattr(callbacks.AtomicBackupAndRestore, "save", save_then_die)
+        with pytest.raises(Interrupted):
+            train_style_model(phantom_dataset, "frontal", out, style, run_eagerly=True)
+        assert not os.path.exists(os.path.join(out, "generator.keras"))
+    monkeypatch.setattr(callbacks.AtomicBackupAndRestore, "save", save)
+    resumed = train_style_model(phantom_dataset, "frontal", out, style, run_eagerly=True)
+    assert not resumed["reused"] and not os.path.exists(os.path.join(out, "backup"))
+    for name in ("generator.keras", "last.keras"):
+        expected = keras.models.load_model(os.path.join(reference["run_dir"], name), compile=False)
+        got = keras.models.load_model(os.path.join(out, name), compile=False)
+        for a, b in zip(got.get_weights(), expected.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    with open(os.path.join(out, "history.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().splitlines()[1:]] == ["0", "1", "2"]

@@ -6,8 +6,12 @@
   * ``"phantom-drr:N"`` (the embedded default, no download): DRRs of ``N``
     synthetic phantoms whose seeds (``100000, 100001, ...``) are not among
     domain A's phantom seeds, so the two sets are unpaired;
-  * a CheXpert CSV (``train.csv`` / ``valid.csv``): the images of the view's
-    ``Frontal/Lateral`` value, each routed to its view's model;
+  * a CheXpert CSV (``train.csv`` / ``valid.csv``): its paired orthogonal
+    studies (:func:`xprospect_tf.data.chexpert.chexpert_pairs`, one frontal and
+    one lateral image per study), as the paper used 2,390 paired CheXpert
+    X-rays: the frontal model gets the pairs' frontal images, the lateral model
+    their lateral images, and with the same ``count`` and ``seed`` both views
+    draw the same studies;
   * a folder of PNG/JPEG/DICOM X-rays (searched recursively): a folder carries
     no view labels, so every image in it is used for whichever view asks; keep
     one folder per view (e.g. ``xrays/frontal``, ``xrays/lateral``).
@@ -59,9 +63,10 @@ def domain_b_images(spec, view, size, count=None, seed=0, fov_mm=400.0):
             PNG/JPEG/DICOM X-rays (see the module docstring).
         view: ``"frontal"`` or ``"lateral"``.
         size: image side ``S`` (the prepared dataset's size).
-        count: keep at most this many images, drawn without replacement with
-            ``seed`` (``None``: all, in order). Files are read after drawing,
-            so a large CheXpert CSV costs only ``count`` reads.
+        count: keep at most this many images (of a CheXpert CSV: pairs),
+            drawn without replacement with ``seed`` and kept in their listed
+            order (``None``: all). Files are read after drawing, so a large
+            CheXpert CSV costs only ``count`` reads per view.
         seed: seed of the draw.
         fov_mm: field of view of the phantoms (use the prepared dataset's).
 
@@ -108,17 +113,34 @@ def phantom_drr_seeds(spec):
 
 
 def xray_paths(spec, view):
-    """The image files of a CheXpert CSV (images of ``view``) or of a folder (all images).
+    """The image files of a CheXpert CSV (the view's image of each frontal/lateral pair) or of a folder (all images).
+
+    For a CSV, the frontal and the lateral list have one entry per study, in
+    the same order: entry ``i`` of both is the same study, so drawing the same
+    indices from both keeps the pairs.
 
     Args:
         spec: a ``.csv`` file or a folder.
         view: ``"frontal"`` or ``"lateral"`` (used for CSVs only).
 
     Returns:
-        list of paths (CSV order, or sorted folder order).
+        list of paths (CSV study order, or sorted folder order).
 
     Raises:
-        InputError: missing path, or no images found.
+        InputError: missing path, or no images (no pairs) found.
+
+    Example:
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     csv = os.path.join(d, "CheXpert-v1.0-small", "valid.csv")
+        ...     os.makedirs(os.path.dirname(csv))
+        ...     with open(csv, "w") as f:
+        ...         _ = f.write("Path,Frontal/Lateral,AP/PA\\n"
+        ...                     "CheXpert-v1.0-small/valid/patient1/study1/view1_frontal.jpg,Frontal,AP\\n"
+        ...                     "CheXpert-v1.0-small/valid/patient1/study1/view2_lateral.jpg,Lateral,\\n"
+        ...                     "CheXpert-v1.0-small/valid/patient2/study1/view1_frontal.jpg,Frontal,PA\\n")
+        ...     [p.split("/valid/")[1] for view in VIEWS for p in xray_paths(csv, view)]  # patient2: no pair
+        ['patient1/study1/view1_frontal.jpg', 'patient1/study1/view2_lateral.jpg']
     """
     if not os.path.exists(spec):
         raise InputError(f"{spec}: no such file or folder; give --domain-b as 'phantom-drr:N', "
@@ -127,10 +149,10 @@ def xray_paths(spec, view):
         if not spec.lower().endswith(".csv"):
             raise InputError(f"{spec}: domain B must be a CheXpert CSV, a folder of X-rays or "
                              "'phantom-drr:N'; put single images in a folder")
-        from xprospect_tf.data.chexpert import chexpert_images
+        from xprospect_tf.data.chexpert import chexpert_pairs
 
-        paths = chexpert_images(spec, view)
-        where = f"no {view} images listed (column Frontal/Lateral)"
+        paths = [pair[VIEWS.index(check_view(view))] for pair in chexpert_pairs(spec)]
+        where = "no study with both a frontal and a lateral image (column Frontal/Lateral)"
     else:
         paths = _folder_images(spec)
         where = f"no X-ray images ({', '.join(IMAGE_SUFFIXES)} or DICOM files) found"
@@ -163,20 +185,35 @@ def domain_a_images(prepared_dir, view, split="train", field=None):
     return ids, np.stack([load_case(prepared_dir, i)[field] for i in ids]).astype(np.float32)
 
 
-def unpaired_dataset(images_a, images_b, batch_size, seed):
-    """The CycleGAN's training stream: ``(batch_a, batch_b)`` of two unpaired domains.
+def unpaired_steps(n_a, n_b, batch_size):
+    """Steps of one CycleGAN epoch: ``ceil(max(N_A, N_B) / batch_size)``, so every image of the larger domain is seen once.
 
-    Each domain is shuffled (fully, with ``seed`` for A and ``seed + 1`` for B)
-    and repeated on its own, then the two are zipped, so a domain-A image meets a
-    different domain-B image each epoch (keras-io's CycleGAN example joins its
-    domains the same way). The stream is endless: give ``fit`` a
-    ``steps_per_epoch``.
+    Example:
+        >>> unpaired_steps(4, 5, 2)
+        3
+    """
+    return -(-max(int(n_a), int(n_b)) // int(batch_size))
+
+
+def unpaired_dataset(images_a, images_b, batch_size, seed, epoch=0):
+    """The CycleGAN's training stream: ``(batch_a, batch_b)`` of two unpaired domains, from ``epoch`` on.
+
+    Each domain is an endless sequence of passes over its images, each pass a
+    full shuffle drawn from ``(seed, pass, domain)`` alone (stateless: not from
+    TensorFlow's global seed); the two sequences are zipped and batched, so a
+    domain-A image meets a different domain-B image each time (keras-io's
+    CycleGAN example joins its domains the same way). An epoch is
+    :func:`unpaired_steps` batches; the stream started at ``epoch = k`` yields
+    exactly the batches the stream started at 0 yields from epoch ``k`` on (the
+    passes need not line up with epochs), which is what a resumed ``fit``
+    needs. The stream is endless: give ``fit`` ``steps_per_epoch``.
 
     Args:
         images_a: domain-A images ``(N_A, S, S)``.
         images_b: domain-B images ``(N_B, S, S)``.
         batch_size: images per batch of each domain.
         seed: shuffling seed.
+        epoch: the first epoch of the stream.
 
     Returns:
         a ``tf.data.Dataset`` of ``((B, S, S, 1), (B, S, S, 1))`` float batches.
@@ -189,9 +226,26 @@ def unpaired_dataset(images_a, images_b, batch_size, seed):
     """
     import tensorflow as tf
 
-    sets = [tf.data.Dataset.from_tensor_slices(x[..., None]).shuffle(len(x), seed=seed + i).repeat()
-            for i, x in enumerate((images_a, images_b))]
-    return tf.data.Dataset.zip(tuple(sets)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    consumed = int(epoch) * unpaired_steps(len(images_a), len(images_b), batch_size) * int(batch_size)
+    sets = [_domain_stream(x, seed, domain, consumed) for domain, x in enumerate((images_a, images_b))]
+    return tf.data.Dataset.zip(tuple(sets)).batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def _domain_stream(images, seed, domain, start):
+    """Images ``start, start + 1, ...`` of one domain's endless sequence of shuffled passes."""
+    import tensorflow as tf
+
+    n = len(images)
+    first_pass, skip = divmod(int(start), n)
+    stack = tf.constant(np.asarray(images, dtype=np.float32)[..., None])
+
+    def one_pass(p):
+        key = tf.stack([tf.cast(seed, tf.int64), 2 * p + domain])  # domains A and B never share a key
+        order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=key)
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    indices = tf.data.Dataset.range(first_pass, tf.int64.max).flat_map(one_pass).skip(skip)
+    return indices.map(lambda i: tf.gather(stack, i))
 
 
 def _phantom_drr(seed, view, size, fov_mm):

@@ -18,18 +18,29 @@ from :class:`xprospect_tf.config.StyleConfig`, their one home):
 EMA choice: the Keras optimizer's own EMA (``use_ema=True, ema_momentum,
 ema_overwrite_frequency=N``) is used rather than a callback. It does exactly
 what the paper describes (an average updated after every step and written over
-the model's variables every ``N`` steps), needs no extra code, keeps the
+the model's variables every ``N`` steps), needs no callback, keeps the
 average in the optimizer state (so it is saved in ``.keras`` files and
 checkpoints and restored on resume), and runs on every backend. The average
 covers both optimizers, generators and discriminators.
+
+Keras' ``fit`` ends by writing the average over the model's variables
+(``optimizer.finalize_variable_values``), but only for ``model.optimizer``; a
+CycleGAN has two optimizers and no ``model.optimizer``, so
+:meth:`CycleGAN.fit` does it for both after ``fit`` returns. A trained
+CycleGAN therefore holds the moving averages (what is saved and applied),
+while the backups and checkpoints written during ``fit`` (callbacks, up to
+``on_train_end``) hold the raw weights and, in the optimizer state, the
+averages: a resumed run continues exactly where it stopped.
 
 Only ``train_step`` / ``test_step`` use TensorFlow (``tf.GradientTape``); the
 losses (:meth:`CycleGAN.compute_losses`) use ``keras.ops`` only.
 """
 
+import contextlib
 import logging
 
 import keras
+import numpy as np
 from keras import ops
 
 from xprospect_tf.config import StyleConfig
@@ -62,7 +73,8 @@ class CycleGAN(keras.Model):
     then barely change their input).
 
     Optimizers (:meth:`compile`): one for both generators, one for both
-    discriminators.
+    discriminators. With the paper's EMA, :meth:`fit` ends with every network
+    holding its moving-average weights (:meth:`finalize_moving_averages`).
 
     Args:
         g_ab: generator A -> B (``keras.Model``, images ``(H, W, 1)``).
@@ -151,6 +163,78 @@ class CycleGAN(keras.Model):
         self.d_optimizer = d_optimizer or paper_optimizer()
         self.g_optimizer.build(self.generator_variables)
         self.d_optimizer.build(self.discriminator_variables)
+
+    def fit(self, *args, **kwargs):
+        """``keras.Model.fit``, then the weights set to their moving averages (when the optimizers keep one).
+
+        What Keras' ``fit`` does for a model with one optimizer
+        (``finalize_variable_values``), done here for both optimizers. It runs
+        after the callbacks' ``on_train_end``, so a backup written there holds
+        the raw weights (and the averages in the optimizer state) and a resumed
+        ``fit`` continues the raw trajectory.
+        """
+        history = super().fit(*args, **kwargs)
+        self.finalize_moving_averages()
+        return history
+
+    def finalize_moving_averages(self):
+        """Overwrite every network's trainable weights with its optimizer's moving average.
+
+        A no-op when the optimizers keep no average (``ema_momentum=None``) or
+        the model is not compiled. :meth:`fit` calls it at its end.
+
+        Example:
+            >>> gan = compile_cyclegan(make_cyclegan(16, 4, 4, 0), learning_rate=1e-2,
+            ...                        ema_momentum=0.5, ema_every=None, run_eagerly=True)
+            >>> x = np.random.default_rng(0).random((2, 16, 16, 1)).astype("float32")
+            >>> kernel = gan.g_ab.get_layer("stem_conv").kernel
+            >>> _ = gan.train_step((x, x)); first = np.array(kernel)
+            >>> _ = gan.train_step((x, x)); second = np.array(kernel)
+            >>> gan.finalize_moving_averages()  # average = 0.5 * first + 0.5 * second
+            >>> bool(np.allclose(kernel, 0.5 * first + 0.5 * second)), bool(np.allclose(kernel, second))
+            (True, False)
+        """
+        for optimizer, variables in self._optimized_variables():
+            optimizer.finalize_variable_values(variables)
+
+    @contextlib.contextmanager
+    def moving_average_weights(self):
+        """Within the block both generators hold their moving-average weights; the raw ones come back after.
+
+        For looking at the averaged generators during training (e.g. sample
+        images after each epoch) without changing the training trajectory. The
+        discriminators keep their raw weights (their average is written only by
+        :meth:`finalize_moving_averages`). A no-op without an EMA.
+
+        Example:
+            >>> gan = compile_cyclegan(make_cyclegan(16, 4, 4, 0), learning_rate=1e-2,
+            ...                        ema_momentum=0.5, ema_every=None, run_eagerly=True)
+            >>> x = np.random.default_rng(0).random((2, 16, 16, 1)).astype("float32")
+            >>> kernel = gan.g_ab.get_layer("stem_conv").kernel
+            >>> _ = gan.train_step((x, x)); first = np.array(kernel)
+            >>> _ = gan.train_step((x, x)); raw = np.array(kernel)
+            >>> with gan.moving_average_weights():
+            ...     bool(np.allclose(kernel, 0.5 * first + 0.5 * raw))
+            True
+            >>> bool(np.array_equal(kernel, raw))
+            True
+        """
+        optimizer, variables = self.g_optimizer, self.generator_variables
+        if optimizer is None or not optimizer.use_ema:
+            yield self
+            return
+        raw = [np.array(v) for v in variables]
+        optimizer.finalize_variable_values(variables)
+        try:
+            yield self
+        finally:
+            for variable, value in zip(variables, raw):
+                variable.assign(value)
+
+    def _optimized_variables(self):
+        """``(optimizer, variables)`` of each optimizer that keeps a moving average."""
+        pairs = ((self.g_optimizer, self.generator_variables), (self.d_optimizer, self.discriminator_variables))
+        return [(opt, variables) for opt, variables in pairs if opt is not None and opt.use_ema]
 
     def compute_losses(self, real_a, real_b, training=False):
         """All CycleGAN losses for one batch (``keras.ops`` only, any backend).
