@@ -212,8 +212,8 @@ def test_ambiguous_bare_key_names_both_sections(exp, key):
                                   "training and 0 validation case(s)"),
         ("64-Dense", ["data.count=9", "val_fraction=0"], None),  # no validation split: fit monitors the loss
         ("64-Dense", ["data.count=13"], None),  # 5 non-test cases: 4 train, 1 val
-        ("64-Dense", ["val_fraction=0.99"], "data.val_fraction = 0.99 with data.count = 40 phantoms (8 test) "
-                                            "leaves 0 training and 32 validation"),
+        ("64-Dense", ["data.count=40", "val_fraction=0.99"], "data.val_fraction = 0.99 with data.count = 40 "
+                                                              "phantoms (8 test) leaves 0 training and 32 validation"),
         ("64-Dense", ["val_fraction=1"], "data.val_fraction = 1.0: use a number < 1"),
         ("64-Dense", ["val_fraction=-0.1"], "data.val_fraction = -0.1: use a number >= 0"),
         ("64-Dense", ["data.count=1", "val_fraction=0.5", "source=data/prepared"], None),

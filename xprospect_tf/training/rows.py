@@ -65,7 +65,8 @@ def mean_voxel(data_dir, split="train", limit=MEAN_CASES):
         >>> import numpy as np
         >>> from xprospect_tf.data.prepared import load_case, read_manifest, write_prepared
         >>> with tempfile.TemporaryDirectory() as folder:
-        ...     _ = write_prepared("phantom:3", folder, size=8, test_count=1, workers=1, progress=False)
+        ...     _ = write_prepared("phantom:3", folder, size=8, test_count=1, val_fraction=0,
+        ...                        workers=1, progress=False)
         ...     cts = [load_case(folder, i)["ct"] for i in read_manifest(folder).ids("train")]
         ...     bool(np.isclose(mean_voxel(folder), np.mean(cts)))
         True
