@@ -36,9 +36,10 @@ def tensorflow():
 def case_arrays(volume, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT_FOV_MM):
     """The arrays of one prepared case: windowed cube, mean-CT projections and DRRs.
 
-    Paper Sec. 3.1: the CT is resampled into a ``size^3`` cube of side
-    ``fov_mm``, windowed to [0, 1]; the "mean CT" X-rays are its means along
-    ``y`` (frontal) and ``x`` (lateral).
+    The paper (section 2) scales the CT from [-1000, 1000] HU to [0, 1] and
+    "resizes" it to ``size^3``; resampling into an isotropic cube of side
+    ``fov_mm`` is ours. The "mean CT" X-rays are the cube's means along ``y``
+    (frontal) and ``x`` (lateral).
 
     Args:
         volume: a :class:`~xprospect_tf.data.volume.Volume` in HU.
