@@ -124,3 +124,13 @@ def test_a_dataset_split_with_another_val_fraction_is_refused_before_training(ph
     with pytest.raises(ConfigError, match="prepared with val_fraction=0.2, not val_fraction=0.5.*xprospect data split"):
         rows.fit_row(config("val_fraction=0.5"), str(run_dir), phantom_dataset)
     assert not run_dir.exists()
+
+
+def test_the_kept_model_is_the_epoch_with_the_lowest_val_loss(validated_run, phantom_dataset):
+    run_dir, _, _ = validated_run
+    val_loss = [float(r["val_loss"]) for r in history_rows(run_dir)]
+    val_ids = prepared.read_manifest(phantom_dataset).ids("val")
+    kept = val_mse(os.path.join(run_dir, "model.keras"), phantom_dataset, val_ids)
+    assert kept == pytest.approx(min(val_loss), rel=1e-4)
+    if int(np.argmin(val_loss)) != len(val_loss) - 1:  # the last epoch's weights were not kept
+        assert kept != pytest.approx(val_loss[-1], rel=1e-4)

@@ -115,13 +115,15 @@ def fit_row(cfg, run_dir, data_dir):
     The ``val`` split is evaluated after every epoch (``val_loss``, ``val_psnr``
     in ``history.csv``) and ``best.keras`` follows ``val_loss``; with
     ``data.val_fraction = 0`` there is no validation and it follows the
-    training ``loss``. The test split is not read here.
+    training ``loss``. With a val split the returned model (and ``model.keras``)
+    holds ``best.keras``'s weights, the epoch with the lowest ``val_loss``: the
+    model that is tested. The test split is not read here.
 
     Raises:
         ConfigError: the dataset was split with another ``val_fraction`` than ``cfg.data``'s.
     """
     from xprospect_tf.data.prepared import Manifest, batches_per_epoch, load_prepared
-    from xprospect_tf.training.callbacks import AtomicBackupAndRestore, standard_callbacks
+    from xprospect_tf.training.callbacks import BEST, AtomicBackupAndRestore, standard_callbacks
     from xprospect_tf.training.guard import check_tensor_sizes, tensor_size_report
     from xprospect_tf.training.strategy import get_strategy, global_batch_size
 
@@ -158,6 +160,17 @@ def fit_row(cfg, run_dir, data_dir):
         steps_per_epoch=steps, shuffle=False, callbacks=callbacks, validation_data=val,
         verbose=1 if sys.stdout.isatty() else 2,
     )
+    if validate:  # the model kept and tested is the epoch with the lowest val_loss
+        model.load_weights(os.path.join(run_dir, BEST))
+        log.info("%s: keeping the weights of epoch %d (lowest val_loss)", cfg.row, _best_epoch(run_dir) + 1)
     with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
         model.save(tmp)
     return model
+
+
+def _best_epoch(run_dir):
+    """The 0-based epoch ``best.keras`` was saved at (from ``best.keras.json``)."""
+    import json
+
+    with open(os.path.join(run_dir, "best.keras.json")) as f:
+        return int(json.load(f)["epoch"])
