@@ -155,7 +155,8 @@ def figure4_rows(results):
 def save_learning_curves(results, out):
     """Write ``out/learning_curves.png``: the training and validation loss per epoch of every
     trained row (from its ``history.csv``; baselines have none)."""
-    from xprospect_tf.evaluation.learning_curves import learning_curves_figure, read_history, save_figure
+    from xprospect_tf.evaluation.learning_curves import learning_curves_figure, read_history
+    from xprospect_tf.evaluation.renderings import save_figure
 
     histories = {}
     for r in results:

@@ -182,7 +182,8 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
 
 def save_learning_curve(cfg, run_dir):
     """Write ``run_dir/learning_curve.png`` from its ``history.csv``: training and validation loss."""
-    from xprospect_tf.evaluation.learning_curves import learning_curve_figure, read_history, save_figure
+    from xprospect_tf.evaluation.learning_curves import learning_curve_figure, read_history
+    from xprospect_tf.evaluation.renderings import save_figure
 
     figure = learning_curve_figure(read_history(run_dir), title=f"{cfg.row} ({cfg.preset})",
                                    ylabel=f"{cfg.train.loss.upper()} loss")

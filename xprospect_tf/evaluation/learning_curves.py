@@ -13,7 +13,6 @@ import os
 import numpy as np
 
 from xprospect_tf.errors import InputError
-from xprospect_tf.evaluation.renderings import save_figure  # noqa: F401  (atomic PNG writer)
 
 
 def read_history(path):
