@@ -1,9 +1,9 @@
 """Fixed random-weight 3D features: a perceptual distance, a Fréchet distance and a perceptual loss.
 
-X-ray2CTPA (Cahan et al. 2024, section "Evaluation metrics" and Tables 1, 2
-and 4) reports LPIPS, computed with a 2D RadImageNet ResNet-50, and FVD,
-computed with I3D features, and trains with an LPIPS loss. Neither network's
-weights can be downloaded here (no network at run time), and no pretrained 3D
+X-ray2CTPA (Cahan et al. 2024, "Quantitative Results", Tables 1, 2 and 4)
+reports FVD, computed on I3D features, and LPIPS, and trains with an LPIPS
+loss built on the 2D RadImageNet ResNet-50 (its methods, "loss functions").
+Neither network's weights can be downloaded here (no network at run time), and no pretrained 3D
 medical network ships with this project. This module therefore extracts
 features with a small 3D convolutional network whose weights are random but
 fixed (:func:`feature_network`): Zhang et al. 2018 ("The unreasonable
@@ -79,6 +79,17 @@ class _NumpyHeNormal(keras.initializers.Initializer):
         return {"seed": list(self.seed)}
 
 
+@keras.saving.register_keras_serializable(package="xprospect_tf")
+class _ToSigned(keras.layers.Layer):
+    """``2 x - 1``: [0, 1] to [-1, 1] (``keras.layers.Rescaling`` needs TensorFlow under JAX)."""
+
+    def call(self, inputs):
+        return 2.0 * inputs - 1.0
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
 def feature_network(seed=FEATURE_SEED, widths=FEATURE_WIDTHS):
     """A frozen 3D convolutional network with fixed random weights, returning one feature map per stage.
 
@@ -124,7 +135,7 @@ def feature_network(seed=FEATURE_SEED, widths=FEATURE_WIDTHS):
         raise ConfigError(f"feature_network: widths must be one or more positive integers; got {widths!r}")
 
     volume = keras.Input(shape=(None, None, None, 1), name="volume")
-    x = keras.layers.Rescaling(2.0, offset=-1.0, dtype="float32", name="to_signed")(volume)
+    x = _ToSigned(dtype="float32", name="to_signed")(volume)
     features = []
     for i, width in enumerate(widths):
         if i > 0:
@@ -175,10 +186,13 @@ def _feature_maps(network, batch):
 def _unit_normalize(features, backend):
     """Each voxel's feature vector divided by its L2 norm over channels (+ :data:`EPS`).
 
-    The norm is floored at ``EPS`` before the square root's derivative is taken,
-    so an all-zero feature vector has a finite gradient; for norms above ``EPS``
-    this is LPIPS' ``f / (||f|| + eps)`` exactly. ``backend`` is ``numpy`` or
-    ``keras.ops``.
+    The squared norm is floored at ``EPS^2`` before the square root, so the
+    gradient stays finite at an all-zero feature vector (the derivative of
+    ``sqrt`` at 0 is infinite: NaN under JAX); for norms above ``EPS`` this is
+    LPIPS' ``f / (||f|| + eps)`` exactly. As in LPIPS, the gradient grows as
+    ``1 / ||f||`` for small norms, up to ``1 / (2 EPS)`` at an exactly zero
+    vector (with this network: a 3x3x3 block of exactly 0.5 in the input).
+    ``backend`` is ``numpy`` or ``keras.ops``.
     """
     squared_norm = backend.sum(backend.square(features), axis=-1, keepdims=True)
     return features / (backend.sqrt(backend.maximum(squared_norm, EPS**2)) + EPS)
@@ -283,7 +297,9 @@ def volume_features(volumes, network=None, batch_size=4):
 def _feature_set(features, what):
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2:
-        raise InputError(f"frechet_distance: {what} must be a 2-D array (samples, features); got shape {features.shape}")
+        raise InputError(
+            f"frechet_distance: {what} must be a 2-D array (samples, features); got shape {features.shape}"
+        )
     if len(features) < 2:
         raise InputError(
             f"frechet_distance: {what} has {len(features)} sample(s); a covariance needs at least 2"
@@ -351,7 +367,9 @@ def perceptual_loss(network, pred, truth):
     The same quantity as :func:`perceptual_distance`, per sample, averaged
     over the batch. For training, pass the network of
     :data:`LOSS_FEATURE_SEED`, not the metric's (see the module docstring);
-    its weights are frozen, so only ``pred`` receives gradients.
+    its weights are frozen, so only ``pred`` receives gradients. The gradient
+    is finite everywhere, but large where a feature vector of ``pred`` is
+    nearly zero (see ``_unit_normalize``).
 
     Args:
         network: a :func:`feature_network`.
