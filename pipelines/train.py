@@ -132,7 +132,7 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
 
     from xprospect_tf.data.prepared import load_prepared, read_manifest
     from xprospect_tf.evaluation.evaluate import evaluate_predictor
-    from xprospect_tf.training.rows import build_baseline_model, fit_row, is_baseline
+    from xprospect_tf.training.rows import build_baseline_model, fit_row, is_baseline, predictor
 
     from xprospect_tf.files import remove_temporaries
     from xprospect_tf.training.callbacks import BACKUP
@@ -154,14 +154,19 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
         model = fit_row(cfg, run_dir, data_dir)
         params = int(model.count_params())
 
-    def predict(ap, lateral):
-        return model.predict_on_batch({"frontal": ap, "lateral": lateral})
-
     train_time = time.perf_counter() - t0
     if not is_baseline(cfg):
         save_learning_curve(cfg, run_dir)
     test = load_prepared(data_dir, "test", inputs=cfg.inputs, batch_size=cfg.train.batch_size, with_ids=True)
-    per_case, summary, kept = evaluate_predictor(predict, test, keep=(example_case,))
+    predict, spent = predictor(model, cfg), []
+
+    def timed(ap, lateral):
+        t = time.perf_counter()
+        volumes = np.asarray(predict(ap, lateral))
+        spent.append(time.perf_counter() - t)
+        return volumes
+
+    per_case, summary, kept = evaluate_predictor(timed, test, keep=(example_case,))
     with atomic_path(os.path.join(run_dir, "example_prediction.npz")) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, case_id=example_case, prediction=kept[example_case])
@@ -170,6 +175,7 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
         "loss": cfg.train.loss if params else None,
         "optimizer": cfg.train.optimizer if params else None,
         "parameters": params, "train_time_s": round(train_time, 2),
+        "predict_time_s": round(sum(spent) / len(per_case), 3),  # per test volume, the first batch's tracing included
         "style_train_time_s": None if style_time_s is None else round(style_time_s, 2),
         "summary": {k: list(v) for k, v in summary.items()},
         "per_case": per_case, "example_case": example_case,

@@ -34,10 +34,11 @@ def test_table1_rows_follow_the_paper(exp):
         assert cfg.inputs == "mean"
 
 
-def test_rows_are_in_the_papers_table1_order_then_baselines(exp):
+def test_rows_are_in_the_papers_table1_order_then_diffusion_then_baselines(exp):
     # the paper's Table 1, top to bottom (Paulson et al., 2024, section 4)
     paper_order = ["64-Dense", "64-Dense-Styled-Inputs", "512-Dense", "512-Dense MAE", "512-ProjInj"]
-    assert exp.row_names == paper_order + ["Mean volume", "Back-projection"]
+    assert exp.row_names == paper_order + ["Diffusion-Frontal", "Diffusion-Biplanar", "Mean volume",
+                                           "Back-projection"]
     assert exp.resolve("64-Dense-Styled-Inputs", "paper").inputs == "styled"
 
 

@@ -1,4 +1,4 @@
-"""Optimizers by name (the paper's Table 1 uses Adam or Nadam)."""
+"""Optimizers by name (XprospeCT's Table 1 uses Adam or Nadam; X-ray2CTPA trains with AdamW)."""
 
 import keras
 
@@ -7,18 +7,19 @@ from xprospect_tf.errors import ConfigError
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "nadam": keras.optimizers.Nadam,
+    "adamw": keras.optimizers.AdamW,  # Keras' default weight decay (0.004)
 }
-PASS_THROUGH = ("use_ema", "ema_momentum", "ema_overwrite_frequency", "clipnorm")
+PASS_THROUGH = ("use_ema", "ema_momentum", "ema_overwrite_frequency", "clipnorm", "global_clipnorm")
 
 
 def get_optimizer(name, learning_rate, **kwargs):
     """Return a new Keras optimizer for ``name``.
 
     Args:
-        name: ``"adam"`` or ``"nadam"``.
+        name: ``"adam"``, ``"nadam"`` or ``"adamw"``.
         learning_rate: the learning rate (a float or a Keras schedule).
-        **kwargs: any of ``use_ema``, ``ema_momentum``,
-            ``ema_overwrite_frequency``, ``clipnorm``, passed to the optimizer.
+        **kwargs: any of ``use_ema``, ``ema_momentum``, ``ema_overwrite_frequency``,
+            ``clipnorm``, ``global_clipnorm``, passed to the optimizer.
 
     Returns:
         a ``keras.optimizers.Optimizer``.

@@ -47,6 +47,8 @@ def build_compiled_model(config, strategy=None, output_mean=None):
     from xprospect_tf.training.optimizers import get_optimizer
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        if is_diffusion(config):
+            return _compiled_diffusion_model(config)
         model = build_model(config.model, config.data.size, output_mean=output_mean)
         model.compile(
             optimizer=get_optimizer(config.train.optimizer, config.train.learning_rate),
@@ -55,6 +57,43 @@ def build_compiled_model(config, strategy=None, output_mean=None):
             run_eagerly=config.train.run_eagerly,
         )
     return model
+
+
+def _compiled_diffusion_model(config):
+    """A diffusion row's model, compiled: its loss is its own (``compute_loss``), the
+    optimizer keeps the weights' moving average (``use_ema``), which ``fit`` copies
+    into the weights when it ends."""
+    from xprospect_tf.models.diffusion import build_diffusion_row
+    from xprospect_tf.training.optimizers import get_optimizer
+
+    d = config.diffusion
+    model = build_diffusion_row(config)
+    model.compile(
+        optimizer=get_optimizer(config.train.optimizer, config.train.learning_rate, use_ema=True,
+                                ema_momentum=d.ema_momentum, global_clipnorm=d.gradient_clip),
+        run_eagerly=config.train.run_eagerly)
+    return model
+
+
+def is_diffusion(config):
+    """Whether the row is a diffusion row (``model.architecture: diffusion``)."""
+    from xprospect_tf.config import DIFFUSION
+
+    return config.model.architecture == DIFFUSION
+
+
+def predictor(model, config):
+    """``(frontal, lateral) -> volumes`` of a row's model on numpy batches, for evaluation.
+
+    A diffusion row samples (``diffusion.sample_steps`` DDIM steps); batch ``i``
+    of a run draws its noise from seed ``(train.seed, i)``, so an evaluation is
+    repeatable. Every other row runs the model once.
+    """
+    if not is_diffusion(config):
+        return lambda ap, lateral: model.predict_on_batch({"frontal": ap, "lateral": lateral})
+    batches = iter(range(2**31))
+    return lambda ap, lateral: model.sample({"frontal": ap, "lateral": lateral},
+                                            seed=config.train.seed * 100003 + next(batches))
 
 
 def mean_voxel(data_dir, split="train", limit=MEAN_CASES):
@@ -132,7 +171,8 @@ def fit_row(cfg, run_dir, data_dir):
     validate = bool(manifest.ids("val"))
     strategy = get_strategy(cfg.train.strategy)
     batch = global_batch_size(cfg.train.batch_size, strategy)
-    output_mean = mean_voxel(data_dir) if cfg.model.output_bias == "mean" else None
+    diffusion = is_diffusion(cfg)
+    output_mean = mean_voxel(data_dir) if cfg.model.output_bias == "mean" and not diffusion else None
     model = build_compiled_model(cfg, strategy, output_mean)
     report = tensor_size_report(model, cfg.train.batch_size)  # one replica's tensors
     log.info("%s: %s parameters, estimated training memory %.2f GiB per replica (batch %d on "
@@ -160,7 +200,9 @@ def fit_row(cfg, run_dir, data_dir):
         steps_per_epoch=steps, shuffle=False, callbacks=callbacks, validation_data=val,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    if validate:  # the model kept and tested is the epoch with the lowest val_loss
+    if diffusion:  # fit ended by copying the weights' moving average into them: kept and sampled with
+        log.info("%s: keeping the moving average of the weights (EMA %g)", cfg.row, cfg.diffusion.ema_momentum)
+    elif validate:  # the model kept and tested is the epoch with the lowest val_loss
         model.load_weights(os.path.join(run_dir, BEST))
         log.info("%s: keeping the weights of epoch %d (lowest val_loss)", cfg.row, _best_epoch(run_dir) + 1)
     with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:

@@ -1,0 +1,75 @@
+"""X-ray-conditioned 3D denoising diffusion: the X-ray2CTPA approach (Cahan et al., 2024).
+
+- :mod:`.schedule`: noise schedules and the sampler's coefficients (numpy);
+- :mod:`.unet`: the 3D denoising UNet, the default X-ray encoder, the 3D discriminator;
+- :mod:`.diffusion_model`: :class:`DiffusionModel` (training loss, DDPM/DDIM sampling).
+"""
+
+from xprospect_tf.models.diffusion.diffusion_model import PREDICTIONS, DiffusionModel
+from xprospect_tf.models.diffusion.schedule import SCHEDULES
+from xprospect_tf.models.diffusion.unet import (
+    CONDITIONS, Modulation, TimestepEmbedding, build_denoiser, build_discriminator, build_xray_encoder,
+)
+
+__all__ = [
+    "CONDITIONS", "DiffusionModel", "Modulation", "PREDICTIONS", "SCHEDULES", "TimestepEmbedding",
+    "build_denoiser", "build_diffusion_model", "build_diffusion_row", "build_discriminator", "build_xray_encoder",
+]
+
+
+def build_diffusion_model(size, views=("frontal", "lateral"), channels=(16, 32, 64), embed_dim=128,
+                          encoder_filters=16, attention=True, encoder=None, **kwargs):
+    """Build a :class:`DiffusionModel` with the default networks at cube side ``size``.
+
+    Args:
+        size: cube side and X-ray side.
+        views: the X-rays conditioning it: ``("frontal",)`` (X-ray2CTPA) or
+            ``("frontal", "lateral")`` (XprospeCT's input).
+        channels: the denoiser's widths per level.
+        embed_dim: width of the X-ray embedding.
+        encoder_filters: the default encoder's first width.
+        attention: self-attention at the denoiser's coarsest level.
+        encoder: any Keras model from the view images (a dict keyed by view) to
+            a ``(batch, embed_dim)`` vector, instead of the default
+            :func:`build_xray_encoder` (e.g. a pretrained image model with a head).
+        **kwargs: :class:`DiffusionModel`'s other arguments.
+
+    Example:
+        >>> model = build_diffusion_model(8, views=("frontal",), channels=(4, 8), embed_dim=8,
+        ...                               encoder_filters=4)
+        >>> model.views, model.size
+        (('frontal',), 8)
+    """
+    views = tuple(views)
+    encoder = encoder or build_xray_encoder(size, views, filters=encoder_filters, embed_dim=embed_dim)
+    denoiser = build_denoiser(size, channels=channels, condition_dim=int(encoder.outputs[0].shape[-1]),
+                              attention=attention)
+    return DiffusionModel(encoder, denoiser, views=views, **kwargs)
+
+
+def build_diffusion_row(config):
+    """The :class:`DiffusionModel` of a diffusion row's :class:`~xprospect_tf.config.RunConfig`.
+
+    The denoiser's widths per level are the UNet rows' (:func:`~xprospect_tf.models.level_filters`
+    of ``model.base_filters`` over ``model.levels`` down-samplings); the rest is ``config.diffusion``.
+
+    Example:
+        >>> from xprospect_tf.config import load_experiments
+        >>> cfg = load_experiments().resolve("Diffusion-Frontal", "smoke")
+        >>> model = build_diffusion_row(cfg)
+        >>> model.views, model.size
+        (('frontal',), 32)
+    """
+    from xprospect_tf.checks import default_levels
+    from xprospect_tf.models.reconstruction import level_filters
+
+    size, d, m = config.data.size, config.diffusion, config.model
+    levels = m.levels or default_levels(size)
+    return build_diffusion_model(
+        size, views=CONDITIONS[d.views], channels=level_filters(m.base_filters, levels),
+        embed_dim=d.embed_dim, encoder_filters=d.encoder_filters, attention=d.attention,
+        schedule=d.schedule, timesteps=d.timesteps, prediction=d.prediction, sample_steps=d.sample_steps,
+        eta=d.eta, guidance=d.guidance, condition_dropout=d.condition_dropout,
+        perceptual_weight=d.perceptual_weight, adversarial_weight=d.adversarial_weight,
+        discriminator_filters=d.discriminator_filters, seed=config.train.seed,
+        name=config.row.lower().replace(" ", "_").replace("-", "_"))

@@ -1,0 +1,285 @@
+"""X-ray-conditioned 3D denoising diffusion (the X-ray2CTPA approach, Cahan et al., 2024).
+
+Training (``model.fit`` on the same ``((frontal, lateral), ct)`` batches as
+every other row): ``model(x)`` encodes the X-rays to a condition vector;
+:meth:`DiffusionModel.compute_loss` draws a step ``t`` and noise per volume,
+noises the volume (scaled to [-1, 1]) with the schedule's closed form
+``q(x_t | x0)``, and scores the denoiser's prediction. The loss is the paper's
+equation 1 without its classification term::
+
+    loss = l1 + perceptual_weight * perceptual + adversarial_weight * (adversarial + discriminator)
+
+``l1`` compares the prediction with its target (the noise ``eps``, or ``v``);
+the perceptual and adversarial terms compare the denoised estimate ``x0_hat``
+with ``x0``. The discriminator learns in the same step, through the same
+optimizer: its loss ``discriminator`` reaches only its own weights (``x0_hat``
+enters it through ``stop_gradient``), and the generator's ``adversarial`` term
+sees the discriminator through ``stop_gradient``-ed weights, so each network
+gets only its own gradient (ours: one optimizer, backend-agnostic, instead of
+the usual two).
+
+Sampling (:meth:`DiffusionModel.sample`): DDIM (Song et al., 2021) over a
+subset of the steps, ``eta = 0`` deterministic, ``eta = 1`` with every step
+DDPM's ancestral sampler; optional classifier-free guidance (training drops the
+condition with probability ``condition_dropout``; the null condition is the
+zero vector). Sampling uses the weights the optimizer's moving average
+(``use_ema``) left at the end of ``fit``.
+"""
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from xprospect_tf.errors import ConfigError, InputError
+from xprospect_tf.models.diffusion import schedule as sched
+from xprospect_tf.models.diffusion.unet import VIEWS, build_discriminator
+
+PREDICTIONS = ("eps", "v")
+"""What the denoiser predicts: the noise (DDPM; the X-ray2CTPA code) or ``v = signal * eps - noise * x0``
+(Salimans & Ho, 2022)."""
+
+
+def _infer(model, inputs):
+    """``model``'s float32 numpy output for numpy ``inputs``, not training."""
+    if keras.backend.backend() == "tensorflow":
+        return np.asarray(model.predict_on_batch(inputs), dtype=np.float32)  # traced: ~2x an eager call
+    # JAX: predict_on_batch donates the weights' buffers, which after a fit with use_ema are shared
+    # with the optimizer's moving averages (Keras 3.15), so a later save fails: call eagerly
+    return np.asarray(model(inputs, training=False), dtype=np.float32)
+
+
+@keras.saving.register_keras_serializable(package="xprospect_tf")
+class DiffusionModel(keras.Model):
+    """An X-ray encoder and a 3D denoising UNet, trained as a diffusion model.
+
+    Args:
+        encoder: a Keras model mapping the view images (a dict keyed by view
+            name, see ``views``) to a ``(batch, condition_dim)`` vector.
+        denoiser: a Keras model ``[x_t, t, condition] -> prediction``
+            (:func:`~xprospect_tf.models.diffusion.build_denoiser`).
+        views: the views the encoder reads (``("frontal",)`` or ``("frontal", "lateral")``).
+        schedule: ``"cosine"`` or ``"linear"`` (:mod:`.schedule`).
+        timesteps: training steps ``T``.
+        prediction: ``"eps"`` or ``"v"``.
+        sample_steps: DDIM steps used by :meth:`sample` unless told otherwise.
+        eta: DDIM's noise scale (0: deterministic; 1: DDPM-like).
+        guidance: classifier-free guidance scale (1: none).
+        condition_dropout: probability of training a volume with the null condition.
+        perceptual_weight: weight of the perceptual term (0: off).
+        adversarial_weight: weight of the adversarial and discriminator terms (0: off).
+        discriminator_filters: first width of the 3D discriminator.
+        seed: seed of the training noise.
+
+    Call arguments:
+        inputs: ``{"frontal", "lateral"}`` images ``(batch, S, S, 1)`` in [0, 1]
+            (or the tuple ``(frontal, lateral)`` a prepared dataset yields).
+
+    Returns (call): the condition vectors; :meth:`sample` returns volumes.
+
+    Example:
+        >>> import numpy as np
+        >>> from xprospect_tf.models.diffusion import build_diffusion_model
+        >>> model = build_diffusion_model(8, channels=(4, 8), embed_dim=8, encoder_filters=4,
+        ...                               timesteps=20, sample_steps=4, perceptual_weight=0.0,
+        ...                               adversarial_weight=0.0)
+        >>> xrays = {"frontal": np.zeros((1, 8, 8, 1)), "lateral": np.zeros((1, 8, 8, 1))}
+        >>> vol = model.sample(xrays, seed=0)
+        >>> vol.shape, bool(vol.min() >= 0 and vol.max() <= 1)
+        ((1, 8, 8, 8, 1), True)
+    """
+
+    def __init__(self, encoder, denoiser, views=VIEWS, schedule="cosine", timesteps=1000, prediction="eps",
+                 sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0, perceptual_weight=0.0,
+                 adversarial_weight=0.0, discriminator_filters=16, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        if prediction not in PREDICTIONS:
+            raise ConfigError(f"diffusion.prediction = {prediction!r}: use one of {', '.join(PREDICTIONS)}")
+        self.encoder = encoder
+        self.denoiser = denoiser
+        self.views = tuple(views)
+        self.schedule = schedule
+        self.timesteps = int(timesteps)
+        self.prediction = prediction
+        self.sample_steps = int(sample_steps)
+        self.eta = float(eta)
+        self.guidance = float(guidance)
+        self.condition_dropout = float(condition_dropout)
+        self.perceptual_weight = float(perceptual_weight)
+        self.adversarial_weight = float(adversarial_weight)
+        self.discriminator_filters = int(discriminator_filters)
+        self.seed = int(seed)
+        self.alpha_bars = sched.alpha_bars(schedule, self.timesteps)
+        self.size = int(denoiser.inputs[0].shape[1])
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.feature_network = None
+        if self.perceptual_weight:
+            from xprospect_tf.evaluation.features import LOSS_FEATURE_SEED, feature_network
+
+            self.feature_network = feature_network(seed=LOSS_FEATURE_SEED)
+        self.discriminator = (build_discriminator(self.size, self.discriminator_filters)
+                              if self.adversarial_weight else None)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_terms}
+
+    @property
+    def loss_terms(self):
+        """The names of the logged loss terms (``l1``, then the switched-on ones)."""
+        terms = ["l1"]
+        if self.perceptual_weight:
+            terms.append("perceptual")
+        if self.adversarial_weight:
+            terms += ["adversarial", "discriminator"]
+        return terms
+
+    # -- inputs and the condition ---------------------------------------------
+
+    def view_images(self, inputs):
+        """The encoder's inputs from a dict or a ``(frontal, lateral)`` tuple."""
+        if isinstance(inputs, (list, tuple)):
+            inputs = dict(zip(VIEWS, inputs))
+        missing = [v for v in self.views if v not in inputs or inputs[v] is None]
+        if missing:
+            raise InputError(f"the diffusion model reads the {' and '.join(self.views)} X-ray(s); "
+                             f"missing: {', '.join(missing)}")
+        return {v: inputs[v] for v in self.views}
+
+    def call(self, inputs, training=False):
+        return self.encoder(self.view_images(inputs), training=training)
+
+    # -- training ---------------------------------------------------------------
+
+    def _alpha_bar(self, t):
+        table = ops.convert_to_tensor(self.alpha_bars.astype("float32"))
+        return ops.reshape(ops.take(table, t), (-1, 1, 1, 1, 1))
+
+    def _x0_estimate(self, x_t, prediction, alpha_bar):
+        signal, noise = ops.sqrt(alpha_bar), ops.sqrt(1.0 - alpha_bar)
+        if self.prediction == "v":
+            return signal * x_t - noise * prediction
+        return (x_t - noise * prediction) / signal
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if y is None:
+            raise InputError("DiffusionModel.fit needs the CT volumes as targets: fit(x=X-rays, y=volumes)")
+        condition = y_pred
+        x0 = ops.cast(y, "float32") * 2.0 - 1.0
+        batch = ops.shape(x0)[0]
+        t = keras.random.randint((batch,), 0, self.timesteps, seed=self.seed_generator)
+        eps = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
+        alpha_bar = self._alpha_bar(t)
+        signal, noise = ops.sqrt(alpha_bar), ops.sqrt(1.0 - alpha_bar)
+        x_t = signal * x0 + noise * eps
+        if training and self.condition_dropout:
+            keep = keras.random.uniform((batch, 1), seed=self.seed_generator) >= self.condition_dropout
+            condition = condition * ops.cast(keep, condition.dtype)
+        prediction = self.denoiser([x_t, ops.cast(t, "float32"), condition], training=training)
+        target = signal * eps - noise * x0 if self.prediction == "v" else eps
+        terms = {"l1": ops.mean(ops.abs(prediction - target))}
+        total = terms["l1"]
+        if self.perceptual_weight or self.adversarial_weight:
+            x0_hat = ops.clip(self._x0_estimate(x_t, prediction, alpha_bar), -1.0, 1.0)
+        if self.perceptual_weight:
+            from xprospect_tf.evaluation.features import perceptual_loss
+
+            terms["perceptual"] = perceptual_loss(self.feature_network, (x0_hat + 1) / 2, (x0 + 1) / 2)
+            total = total + self.perceptual_weight * terms["perceptual"]
+        if self.adversarial_weight:
+            terms["adversarial"], terms["discriminator"] = self._adversarial_terms(x0, x0_hat)
+            total = total + self.adversarial_weight * (terms["adversarial"] + terms["discriminator"])
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        return _scale_for_replicas(total)
+
+    def _adversarial_terms(self, x0, x0_hat):
+        """``(adversarial, discriminator)``: each reaches only its own network's weights."""
+        disc = self.discriminator
+        frozen = [ops.stop_gradient(v) for v in disc.trainable_variables]
+        fake_for_generator, _ = disc.stateless_call(frozen, disc.non_trainable_variables, x0_hat)
+        adversarial = ops.mean(ops.softplus(-fake_for_generator))  # non-saturating GAN loss
+        real = disc(x0)
+        fake = disc(ops.stop_gradient(x0_hat))
+        discriminator = ops.mean(ops.softplus(-real)) + ops.mean(ops.softplus(fake))
+        return adversarial, discriminator
+
+    # -- sampling ---------------------------------------------------------------
+
+    def _predict(self, x_t, t, condition, guidance):
+        """The denoiser's prediction, with classifier-free guidance when ``guidance != 1``."""
+        steps = np.full((x_t.shape[0],), float(t), dtype=np.float32)
+        if guidance == 1.0:
+            return _infer(self.denoiser, [x_t, steps, condition])
+        both = _infer(self.denoiser, [np.concatenate([x_t, x_t]), np.concatenate([steps, steps]),
+                                      np.concatenate([condition, np.zeros_like(condition)])])
+        cond, uncond = np.split(both, 2)
+        return uncond + guidance * (cond - uncond)
+
+    def sample(self, inputs, steps=None, eta=None, guidance=None, seed=0, noise=None):
+        """Generate one volume per X-ray set.
+
+        Args:
+            inputs: ``{"frontal", "lateral"}`` batches ``(B, S, S, 1)`` in [0, 1]
+                (or a ``(frontal, lateral)`` tuple).
+            steps: DDIM steps (``None``: ``sample_steps``); ``timesteps`` with
+                ``eta = 1`` is DDPM's ancestral sampler.
+            eta: 0 (deterministic DDIM) .. 1 (``None``: the model's).
+            guidance: classifier-free guidance scale (``None``: the model's).
+            seed: seed of the starting noise and of the noise added per step
+                (the same seed gives the same volumes).
+            noise: the starting noise ``(B, S, S, S, 1)`` (overrides ``seed`` for it).
+
+        Returns:
+            float32 numpy volumes ``(B, S, S, S, 1)`` in [0, 1].
+        """
+        images = {k: np.asarray(v, dtype=np.float32) for k, v in self.view_images(inputs).items()}
+        batch = next(iter(images.values())).shape[0]
+        condition = _infer(self.encoder, images)
+        steps = self.sample_steps if steps is None else int(steps)
+        eta = self.eta if eta is None else float(eta)
+        guidance = self.guidance if guidance is None else float(guidance)
+        rng = np.random.default_rng([int(seed), 1])
+        shape = (batch, self.size, self.size, self.size, 1)
+        x = (rng.standard_normal(shape).astype(np.float32) if noise is None
+             else np.asarray(noise, dtype=np.float32).reshape(shape))
+        visited = sched.sampling_timesteps(self.timesteps, steps)
+        a_t, a_prev, sigma = sched.step_coefficients(self.alpha_bars, visited, eta)
+        for i, t in enumerate(visited):
+            prediction = self._predict(x, t, condition, guidance)
+            s, n = np.sqrt(a_t[i]), np.sqrt(1.0 - a_t[i])
+            x0 = s * x - n * prediction if self.prediction == "v" else (x - n * prediction) / s
+            x0 = np.clip(x0, -1.0, 1.0)
+            eps = (x - s * x0) / n
+            x = (np.sqrt(a_prev[i]) * x0 + np.sqrt(max(1.0 - a_prev[i] - sigma[i] ** 2, 0.0)) * eps
+                 + sigma[i] * rng.standard_normal(shape)).astype(np.float32)
+        return ((np.clip(x, -1.0, 1.0) + 1.0) / 2.0).astype(np.float32)
+
+    # -- configuration ------------------------------------------------------------
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "denoiser": keras.saving.serialize_keras_object(self.denoiser),
+            "views": list(self.views), "schedule": self.schedule, "timesteps": self.timesteps,
+            "prediction": self.prediction, "sample_steps": self.sample_steps, "eta": self.eta,
+            "guidance": self.guidance, "condition_dropout": self.condition_dropout,
+            "perceptual_weight": self.perceptual_weight, "adversarial_weight": self.adversarial_weight,
+            "discriminator_filters": self.discriminator_filters, "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "denoiser"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _scale_for_replicas(loss):
+    """The loss divided by the replicas in sync (TensorFlow's MirroredStrategy sums their gradients),
+    as Keras' compiled losses do; the logged ``loss`` is unscaled again by ``train_step``."""
+    if keras.backend.backend() != "tensorflow":
+        return loss
+    import tensorflow as tf
+
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss / replicas if replicas > 1 else loss
