@@ -90,7 +90,7 @@ class _ToSigned(keras.layers.Layer):
         return input_shape
 
 
-def feature_network(seed=FEATURE_SEED, widths=FEATURE_WIDTHS):
+def feature_network(seed=FEATURE_SEED, widths=FEATURE_WIDTHS, size=None):
     """A frozen 3D convolutional network with fixed random weights, returning one feature map per stage.
 
     Design (ours; the paper's networks cannot be downloaded, see the module
@@ -115,6 +115,8 @@ def feature_network(seed=FEATURE_SEED, widths=FEATURE_WIDTHS):
             :data:`LOSS_FEATURE_SEED` for the training loss.
         widths: channels of each stage, one stage per entry. Volumes need at
             least ``2^(len(widths) - 1)`` voxels per side.
+        size: the cube side the network is built for (``None``: any; a fixed
+            side lets the tensor-size guard count its activations).
 
     Returns:
         a functional ``keras.Model`` from ``(batch, depth, height, width, 1)`` to a
@@ -134,7 +136,7 @@ def feature_network(seed=FEATURE_SEED, widths=FEATURE_WIDTHS):
     if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in widths):
         raise ConfigError(f"feature_network: widths must be one or more positive integers; got {widths!r}")
 
-    volume = keras.Input(shape=(None, None, None, 1), name="volume")
+    volume = keras.Input(shape=(size, size, size, 1), name="volume")
     x = _ToSigned(dtype="float32", name="to_signed")(volume)
     features = []
     for i, width in enumerate(widths):

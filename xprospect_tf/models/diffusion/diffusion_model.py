@@ -116,10 +116,11 @@ class DiffusionModel(keras.Model):
         if self.perceptual_weight:
             from xprospect_tf.evaluation.features import LOSS_FEATURE_SEED, feature_network
 
-            self.feature_network = feature_network(seed=LOSS_FEATURE_SEED)
+            self.feature_network = feature_network(seed=LOSS_FEATURE_SEED, size=self.size)
         self.discriminator = (build_discriminator(self.size, self.discriminator_filters)
                               if self.adversarial_weight else None)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_terms}
+        self.built = True  # every network above is a built functional model
 
     @property
     def loss_terms(self):
