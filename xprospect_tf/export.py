@@ -12,6 +12,11 @@
                      configuration, so a served model carries its window and
                      field of view
 
+A diffusion row's signature serves its whole sampler: it takes the X-rays the
+row reads and ``noise`` ``(None, S, S, S, 1)`` (draw it from N(0, 1)) and returns
+``ct`` after the row's ``diffusion.sample_steps`` deterministic DDIM steps, so the
+same noise gives the same volume (:meth:`~xprospect_tf.models.diffusion.DiffusionModel.ddim`).
+
 The SavedModel needs only TensorFlow to serve (TF Serving, ``tf.saved_model.load``),
 not this package. The folder is written to a temporary sibling and renamed into
 place, so an interrupted export never leaves a folder that looks complete.
@@ -40,6 +45,11 @@ def is_export(folder):
 def _input_specs(model):
     import tensorflow as tf
 
+    if _is_diffusion(model):  # the views it reads and the starting noise
+        s = model.size
+        specs = {v: tf.TensorSpec((None, s, s, 1), tf.float32, name=v) for v in model.views}
+        specs["noise"] = tf.TensorSpec((None, s, s, s, 1), tf.float32, name="noise")
+        return specs
     specs = {}
     for tensor in model.inputs:
         name = tensor.name.split(":")[0]
@@ -47,7 +57,15 @@ def _input_specs(model):
     return specs
 
 
+def _is_diffusion(model):
+    from xprospect_tf.models.diffusion import DiffusionModel
+
+    return isinstance(model, DiffusionModel)
+
+
 def _serving_fn(model):
+    if _is_diffusion(model):
+        return lambda inputs: {"ct": model.ddim({v: inputs[v] for v in model.views}, inputs["noise"])}
     names = list(model.output_names)
 
     def serve(inputs):

@@ -203,3 +203,21 @@ def test_a_missing_view_is_named(rng):
 
     with pytest.raises(InputError, match="lateral"):
         tiny_model().sample({"frontal": xrays(rng)["frontal"]})
+
+
+def test_the_traced_ddim_equals_the_numpy_sampler_and_the_savedmodel_serves_it(rng, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from xprospect_tf.export import export_model
+
+    keras.utils.set_random_seed(0)
+    model = tiny_model(views=("frontal",), guidance=2.0, condition_dropout=0.3)
+    _, x, _ = fit_tiny(model, rng, epochs=2)
+    noise = rng.standard_normal((4, S, S, S, 1)).astype("float32")
+    expected = model.sample(x, eta=0.0, noise=noise)
+    traced = np.asarray(model.ddim(x, noise))  # float32 throughout; the numpy sampler mixes in float64
+    assert np.allclose(traced, expected, atol=2e-3) and np.abs(traced - expected).mean() < 1e-4
+    paths = export_model(model, str(tmp_path / "export"))
+    served = tf.saved_model.load(paths["saved_model"]).signatures["serving_default"]
+    assert set(served.structured_input_signature[1]) == {"frontal", "noise"}
+    out = served(frontal=tf.constant(x["frontal"]), noise=tf.constant(noise))["ct"]
+    assert np.allclose(out.numpy(), expected, atol=2e-3) and np.abs(out.numpy() - expected).mean() < 1e-4

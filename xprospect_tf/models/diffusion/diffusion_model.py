@@ -253,6 +253,43 @@ class DiffusionModel(keras.Model):
                  + sigma[i] * rng.standard_normal(shape)).astype(np.float32)
         return ((np.clip(x, -1.0, 1.0) + 1.0) / 2.0).astype(np.float32)
 
+    def ddim(self, inputs, noise, steps=None):
+        """Deterministic DDIM (``eta = 0``) written in ``keras.ops``, so it can be traced: the
+        exported SavedModel serves it (:func:`xprospect_tf.export.export_model`).
+
+        Args:
+            inputs: the view images (as :meth:`sample`).
+            noise: the starting noise ``(B, S, S, S, 1)``; the same noise gives the same volume.
+            steps: DDIM steps (``None``: ``sample_steps``).
+
+        Returns:
+            volumes ``(B, S, S, S, 1)`` in [0, 1] (a backend tensor); equal, up to float
+            rounding, to ``sample(inputs, steps, eta=0, noise=noise)``.
+        """
+        visited = sched.sampling_timesteps(self.timesteps, steps or self.sample_steps)
+        a_t, a_prev, _ = sched.step_coefficients(self.alpha_bars, visited, 0.0)
+        table = {k: ops.convert_to_tensor(np.asarray(v, dtype=np.float32))
+                 for k, v in (("t", visited), ("a", a_t), ("p", a_prev))}
+        condition = self.encoder(self.view_images(inputs), training=False)
+        noise = ops.cast(noise, "float32")
+        ones = ops.ones_like(noise[:, 0, 0, 0, 0])
+        null = ops.zeros_like(condition)
+
+        def step(i, x):
+            t, a, p = (ops.take(table[k], i) for k in ("t", "a", "p"))
+            prediction = self.denoiser([x, ones * t, condition], training=False)
+            if self.guidance != 1.0:
+                uncond = self.denoiser([x, ones * t, null], training=False)
+                prediction = uncond + self.guidance * (prediction - uncond)
+            signal, noise_ = ops.sqrt(a), ops.sqrt(1.0 - a)
+            x0 = signal * x - noise_ * prediction if self.prediction == "v" else (x - noise_ * prediction) / signal
+            x0 = ops.clip(x0, -1.0, 1.0)
+            eps = (x - signal * x0) / noise_
+            return ops.sqrt(p) * x0 + ops.sqrt(1.0 - p) * eps
+
+        x = ops.fori_loop(0, len(visited), step, noise)
+        return (ops.clip(x, -1.0, 1.0) + 1.0) / 2.0
+
     # -- configuration ------------------------------------------------------------
 
     def get_config(self):
