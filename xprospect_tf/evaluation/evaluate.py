@@ -1,4 +1,12 @@
-"""Test-set evaluation: per-case metrics of any predictor on a prepared split."""
+"""Test-set evaluation: per-case metrics of any predictor on a prepared split.
+
+Beside the per-case metrics of :func:`~xprospect_tf.evaluation.metrics.case_metrics`,
+every row gets the two feature metrics of :mod:`xprospect_tf.evaluation.features`
+(ours; X-ray2CTPA reports LPIPS and FVD with pretrained networks that cannot be
+downloaded here): ``perceptual`` per case (an LPIPS-style distance on a fixed
+random-weight 3D network) and ``fd``, the Frechet distance between the feature
+sets of the predicted and the true test volumes (one number per test set).
+"""
 
 import numpy as np
 
@@ -17,19 +25,27 @@ def evaluate_predictor(predict, dataset, keep=()):
 
     Returns:
         ``(per_case, summary, kept)``: a list of ``{"case_id", "mse", "mae",
-        "psnr", "ssim"}`` dicts in dataset order, ``{metric: (mean, std)}``, and
+        "psnr", "ssim", "perceptual"}`` dicts in dataset order, ``{metric: (mean, std)}``
+        (and ``"fd": (value, 0.0)`` for the whole set), and
         ``{case_id: (S, S, S) prediction}`` for the ids in ``keep``.
     """
-    per_case, kept = [], {}
+    from xprospect_tf.evaluation.features import frechet_distance, perceptual_distance, volume_features
+
+    per_case, kept, features = [], {}, {"pred": [], "true": []}
     for (ap, lateral), ct, ids in dataset:
         pred = np.asarray(predict(np.asarray(ap), np.asarray(lateral)))
         ct = np.asarray(ct)
         for i, case_id in enumerate(np.asarray(ids)):
             case_id = case_id.decode() if isinstance(case_id, bytes) else str(case_id)
             p, t = pred[i, ..., 0], ct[i, ..., 0]
-            per_case.append({"case_id": case_id, **case_metrics(p, t)})
+            per_case.append({"case_id": case_id, **case_metrics(p, t), "perceptual": perceptual_distance(p, t)})
+            features["pred"].append(volume_features([p])[0])
+            features["true"].append(volume_features([t])[0])
             if case_id in keep:
                 kept[case_id] = p.astype(np.float32)
     if not per_case:
         raise ValueError("evaluate_predictor: the test set is empty")
-    return per_case, summarize(per_case), kept
+    summary = summarize(per_case)
+    if len(per_case) > 1:
+        summary["fd"] = (frechet_distance(np.array(features["pred"]), np.array(features["true"])), 0.0)
+    return per_case, summary, kept

@@ -2,7 +2,10 @@
 
 The paper's Table 1 has the columns model name, input X-ray images, training
 loss, optimizer, test MSE and an example axial image. PSNR, 3D SSIM, the ±
-standard deviations over test cases, parameters and training time are ours.
+standard deviations over test cases, parameters and training time are ours, and
+so are the feature metrics (X-ray2CTPA reports LPIPS and FVD; ours use a fixed
+random-weight 3D network, :mod:`xprospect_tf.evaluation.features`): the
+perceptual distance and FD-rand, and the seconds per predicted test volume.
 Rows come in the order of the results (``xprospect table1``: experiments.yaml's
 order, the paper's rows first).
 """
@@ -12,7 +15,8 @@ import io
 
 COLUMNS = (
     "Model name", "Input X-ray images", "Training loss", "Optimizer", "Test MSE",
-    "PSNR (dB)", "3D SSIM", "Parameters", "Training time (s)", "Example axial image",
+    "PSNR (dB)", "3D SSIM", "Perceptual (rand)", "FD-rand", "Parameters", "Training time (s)",
+    "Prediction time (s/volume)", "Example axial image",
 )
 
 INPUT_NAMES = {"mean": "Mean CT", "drr": "DRR", "styled": "Stylized mean CT"}
@@ -31,8 +35,13 @@ def table1_records(results):
             "Test MSE": f"{s['mse'][0]:.5f} ± {s['mse'][1]:.5f}",
             "PSNR (dB)": f"{s['psnr'][0]:.2f} ± {s['psnr'][1]:.2f}",
             "3D SSIM": f"{s['ssim'][0]:.3f} ± {s['ssim'][1]:.3f}",
+            "Perceptual (rand)": (f"{s['perceptual'][0]:.4f} ± {s['perceptual'][1]:.4f}"
+                                  if "perceptual" in s else "-"),
+            "FD-rand": f"{s['fd'][0]:.4f}" if "fd" in s else "-",
             "Parameters": f"{r['parameters']:,}" if r["parameters"] else "-",
             "Training time (s)": _train_time(r),
+            "Prediction time (s/volume)": (f"{r['predict_time_s']:.3f}" if r.get("predict_time_s") is not None
+                                           else "-"),
             "Example axial image": r.get("example_image", ""),
         })
     return records

@@ -1,0 +1,87 @@
+"""A diffusion row through ``xprospect train / predict / export``, shrunk to seconds."""
+
+import os
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipelines.cli import main
+from tests.helpers import TINY_ROW, read_json
+from xprospect_tf.data.prepared import load_case
+
+DIFFUSION_TINY = [*TINY_ROW, "--set", "diffusion.timesteps=50", "--set", "diffusion.sample_steps=3",
+                  "--set", "embed_dim=8", "--set", "encoder_filters=2", "--set", "discriminator_filters=2"]
+
+
+@pytest.fixture(scope="module")
+def diffusion_run(tmp_path_factory, phantom_dataset):
+    out = str(tmp_path_factory.mktemp("runs") / "diffusion-frontal")
+    assert main(["train", "--row", "Diffusion-Frontal", "--out", out, "--data", phantom_dataset,
+                 *DIFFUSION_TINY]) == 0
+    return out
+
+
+def test_train_writes_a_diffusion_run_with_its_loss_terms_and_timing(diffusion_run):
+    res = read_json(os.path.join(diffusion_run, "results.json"))
+    assert res["optimizer"] == "adamw" and res["loss"] == "mae" and res["parameters"] > 0
+    assert res["predict_time_s"] > 0 and len(res["per_case"]) == 2
+    with open(os.path.join(diffusion_run, "history.csv")) as f:
+        header = f.readline().strip().split(",")
+    assert {"l1", "perceptual", "adversarial", "discriminator", "val_l1"} <= set(header)
+
+
+def _pngs(tmp_path, data_dir):
+    from PIL import Image
+
+    c = load_case(data_dir, "phantom-0000")
+    paths = {}
+    for view in ("ap", "lateral"):
+        paths[view] = str(tmp_path / f"{view}.png")
+        Image.fromarray((c[view] * 255).astype(np.uint8)).save(paths[view])
+    return paths
+
+
+def test_predict_samples_by_seed_and_writes_the_spread_of_several_samples(diffusion_run, phantom_dataset,
+                                                                          tmp_path):
+    paths = _pngs(tmp_path, phantom_dataset)
+    out = {k: str(tmp_path / f"{k}.nii.gz") for k in ("a", "b", "c", "mean")}
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):  # a frontal-only row needs no --lateral
+        assert main(["predict", diffusion_run, "--frontal", paths["ap"], "--out", out[name],
+                     "--seed", str(seed), "--steps", "2"]) == 0
+    a, b, c = (nib.load(out[k]).get_fdata() for k in "abc")
+    assert np.array_equal(a, b) and not np.allclose(a, c)
+    assert main(["predict", diffusion_run, "--frontal", paths["ap"], "--out", out["mean"], "--seed", "1",
+                 "--steps", "2", "--samples", "2"]) == 0
+    mean = nib.load(out["mean"]).get_fdata()
+    std = nib.load(str(tmp_path / "mean_std.nii.gz")).get_fdata()
+    # seeds 1 and 2 are the two samples: their mean and spread, recomputed from the single samples
+    np.testing.assert_allclose(mean, (a + c) / 2, atol=0.1)  # HU written as float32
+    np.testing.assert_allclose(std, np.abs(a - c) / 2, atol=0.1)
+    assert std.max() > 0
+
+
+def test_predict_refuses_sampling_options_for_a_deterministic_row(tiny_run, phantom_dataset, tmp_path, capsys):
+    paths = _pngs(tmp_path, phantom_dataset)
+    assert main(["predict", tiny_run, "--frontal", paths["ap"], "--lateral", paths["lateral"],
+                 "--out", str(tmp_path / "x.nii.gz"), "--samples", "3"]) == 2
+    assert "diffusion rows" in capsys.readouterr().err
+    assert main(["predict", tiny_run, "--frontal", paths["ap"], "--out", str(tmp_path / "y.nii.gz")]) == 2
+    assert "--lateral" in capsys.readouterr().err
+    assert not os.listdir(tmp_path) or not any(n.endswith(".nii.gz") for n in os.listdir(tmp_path))
+
+
+def test_export_of_a_diffusion_run_serves_its_sampler(diffusion_run, phantom_dataset, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from xprospect_tf.export import load_keras_model
+
+    export_dir = str(tmp_path / "export")
+    assert main(["export", diffusion_run, "--out", export_dir]) == 0
+    served = tf.saved_model.load(os.path.join(export_dir, "saved_model")).signatures["serving_default"]
+    c = load_case(phantom_dataset, "phantom-0000")
+    frontal = c["ap"][None, ..., None].astype("float32")
+    noise = np.random.default_rng(0).standard_normal((1, 16, 16, 16, 1)).astype("float32")
+    got = served(frontal=tf.constant(frontal), noise=tf.constant(noise))["ct"].numpy()
+    model = load_keras_model(os.path.join(export_dir, "model.keras"))
+    expected = model.sample({"frontal": frontal}, eta=0.0, noise=noise)
+    assert np.abs(got - expected).mean() < 1e-4
