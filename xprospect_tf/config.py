@@ -211,6 +211,9 @@ class TrainConfig:
     seed: int = setting(0, "seed of the weights and the shuffling", at_least=0)
     strategy: str = setting("default", "distribution strategy", choices=_strategies)
     run_eagerly: bool = setting(False, "run_eagerly (debugging, tiny tests)")
+    init_from: typing.Optional[str] = setting(
+        None, "a finished run folder (or .keras file) of the same architecture whose weights start "
+        "this run (fine-tuning); null: fresh weights")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,6 +307,14 @@ class DiffusionConfig:
                                         "0: off", at_least=0.0)
     discriminator_filters: int = setting(16, "first width of the 4-layer 3D discriminator; ours",
                                          check=check_positive_int)
+    unconditional_epochs: int = setting(0, "epochs trained first with the null condition (the paper's "
+                                        "two-stage fine-tuning: unconditional, then conditional)", at_least=0)
+    pretrain_epochs: int = setting(0, "then epochs conditioned on the DRRs of the same cases (the paper "
+                                   "pre-trains on DRRs of another dataset), before train.epochs on the "
+                                   "row's inputs", at_least=0)
+    lora_rank: typing.Optional[int] = setting(
+        None, "with train.init_from: train only rank-r LoRA adapters of the denoiser (the paper's "
+        "fine-tuning on LIDC); null: every weight trains", check=check_positive_int)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -221,3 +221,17 @@ def test_the_traced_ddim_equals_the_numpy_sampler_and_the_savedmodel_serves_it(r
     assert set(served.structured_input_signature[1]) == {"frontal", "noise"}
     out = served(frontal=tf.constant(x["frontal"]), noise=tf.constant(noise))["ct"]
     assert np.allclose(out.numpy(), expected, atol=2e-3) and np.abs(out.numpy() - expected).mean() < 1e-4
+
+
+def test_an_unconditional_stage_leaves_the_xray_encoder_untouched(rng):
+    model = tiny_model()
+    before = [np.array(v) for v in model.encoder.weights]
+    model.conditioned = False  # the null condition: no gradient reaches the encoder
+    fit_tiny(model, rng, epochs=2)
+    assert all(np.array_equal(b, np.array(v)) for b, v in zip(before, model.encoder.weights))
+    denoiser_moved = [np.array(v) for v in model.denoiser.weights]
+    model.conditioned = True
+    model.train_function = None
+    fit_tiny(model, rng, epochs=1)
+    assert any(not np.array_equal(b, np.array(v)) for b, v in zip(before, model.encoder.weights))
+    assert any(not np.array_equal(b, np.array(v)) for b, v in zip(denoiser_moved, model.denoiser.weights))

@@ -85,3 +85,36 @@ def test_export_of_a_diffusion_run_serves_its_sampler(diffusion_run, phantom_dat
     model = load_keras_model(os.path.join(export_dir, "model.keras"))
     expected = model.sample({"frontal": frontal}, eta=0.0, noise=noise)
     assert np.abs(got - expected).mean() < 1e-4
+
+
+def test_stages_then_lora_fine_tuning_from_a_finished_run(diffusion_run, phantom_dataset, tmp_path, capsys):
+    import keras
+
+    from xprospect_tf.export import load_keras_model
+
+    staged = str(tmp_path / "staged")
+    assert main(["train", "--row", "Diffusion-Frontal", "--out", staged, "--data", phantom_dataset,
+                 *DIFFUSION_TINY, "--set", "diffusion.unconditional_epochs=1",
+                 "--set", "diffusion.pretrain_epochs=1"]) == 0
+    with open(os.path.join(staged, "history.csv")) as f:
+        assert [line.split(",")[0] for line in f.read().split()[1:]] == ["0", "1", "2"]  # 1 + 1 + train.epochs
+
+    tuned = str(tmp_path / "tuned")
+    assert main(["train", "--row", "Diffusion-Frontal", "--out", tuned, "--data", phantom_dataset,
+                 *DIFFUSION_TINY, "--set", f"train.init_from={diffusion_run}", "--set", "diffusion.lora_rank=2"]) == 0
+    base = load_keras_model(os.path.join(diffusion_run, "model.keras"))
+    model = load_keras_model(os.path.join(tuned, "model.keras"))
+    convs = [layer for layer in model.denoiser.layers if isinstance(layer, keras.layers.Conv3D)]
+    assert convs and all(layer.lora_enabled for layer in convs)
+    deltas = []
+    for layer in convs:  # Keras saves kernel + LoRA update: the update has rank <= 2
+        delta = np.array(layer.kernel) - np.array(base.denoiser.get_layer(layer.name).kernel)
+        deltas.append(np.abs(delta).max())
+        assert np.linalg.matrix_rank(delta.reshape(-1, delta.shape[-1]), tol=1e-6) <= 2
+    assert max(deltas) > 0  # the adapters trained
+    for a, b in zip(base.encoder.weights, model.encoder.weights):  # the encoder stays frozen
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+
+    assert main(["train", "--row", "Diffusion-Frontal", "--out", str(tmp_path / "bad"), "--data", phantom_dataset,
+                 *DIFFUSION_TINY, "--set", f"train.init_from={tmp_path / 'nothing'}"]) == 2
+    assert "train.init_from" in capsys.readouterr().err

@@ -11,6 +11,9 @@ import contextlib
 import logging
 import os
 import sys
+import typing
+
+import numpy as np
 
 from xprospect_tf.files import atomic_path
 
@@ -187,19 +190,31 @@ def fit_row(cfg, run_dir, data_dir):
                  "best.keras follows the training loss", cfg.row, len(manifest.ids("train")))
     callbacks = standard_callbacks(run_dir, monitor="val_loss" if validate else "loss", keep_backup=True)
     backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
+    start_from(model, cfg)
     initial_epoch = backup.restore(model)
-    per_pass = batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
-    steps = cfg.train.steps_per_epoch or per_pass
-    first_pass, skip = divmod(initial_epoch * steps, per_pass)  # epochs may not be whole passes
-    train = load_prepared(data_dir, "train", inputs=cfg.inputs, batch_size=batch, shuffle=True,
-                          seed=cfg.train.seed, cache=True, epoch=first_pass)
-    val = (load_prepared(data_dir, "val", inputs=cfg.inputs, batch_size=batch, cache=True)
-           if validate else None)
-    model.fit(
-        train.skip(skip) if skip else train, epochs=cfg.train.epochs, initial_epoch=initial_epoch,
-        steps_per_epoch=steps, shuffle=False, callbacks=callbacks, validation_data=val,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
+    steps = cfg.train.steps_per_epoch or batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
+    for stage in training_stages(cfg):
+        if stage.end <= initial_epoch:
+            continue
+        if diffusion:  # a new condition mode needs a new trace of the train and test steps
+            model.conditioned = stage.conditioned
+            model.train_function = model.test_function = None
+        first = max(initial_epoch, stage.start)
+        log.info("%s: epochs %d-%d: %s", cfg.row, first + 1, stage.end, stage.what)
+        per_pass = batches_per_epoch(data_dir, "train", batch, inputs=stage.inputs)
+        first_pass, skip = divmod(first * steps, per_pass)  # epochs may not be whole passes
+        train = load_prepared(data_dir, "train", inputs=stage.inputs, batch_size=batch, shuffle=True,
+                              seed=cfg.train.seed, cache=True, epoch=first_pass)
+        val = (load_prepared(data_dir, "val", inputs=stage.inputs, batch_size=batch, cache=True)
+               if validate else None)
+        model.fit(
+            train.skip(skip) if skip else train, epochs=stage.end, initial_epoch=first,
+            steps_per_epoch=steps, shuffle=False, callbacks=callbacks, validation_data=val,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        initial_epoch = stage.end
+    if diffusion:
+        model.conditioned = True
     if diffusion:  # fit ended by copying the weights' moving average into them: kept and sampled with
         log.info("%s: keeping the moving average of the weights (EMA %g)", cfg.row, cfg.diffusion.ema_momentum)
     elif validate:  # the model kept and tested is the epoch with the lowest val_loss
@@ -208,6 +223,88 @@ def fit_row(cfg, run_dir, data_dir):
     with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
         model.save(tmp)
     return model
+
+
+class Stage(typing.NamedTuple):
+    """Epochs ``start`` .. ``end - 1`` of a run, trained on ``inputs``, with or without the condition."""
+
+    start: int
+    end: int
+    inputs: str
+    conditioned: bool
+    what: str
+
+
+def training_stages(cfg):
+    """The stages of a row's training, in order; epochs are numbered through all of them.
+
+    A UNet row has one: ``train.epochs`` on the row's inputs. A diffusion row
+    may first train ``diffusion.unconditional_epochs`` with the null condition,
+    then ``diffusion.pretrain_epochs`` conditioned on the DRRs of the same
+    cases, then ``train.epochs`` on the row's inputs (X-ray2CTPA's two-stage
+    fine-tuning and DRR pre-training; there, on another, larger dataset).
+
+    Example:
+        >>> from xprospect_tf.config import load_experiments
+        >>> cfg = load_experiments().resolve("Diffusion-Frontal", "smoke", [
+        ...     "diffusion.unconditional_epochs=2", "diffusion.pretrain_epochs=3"])
+        >>> [(s.start, s.end, s.inputs, s.conditioned) for s in training_stages(cfg)]
+        [(0, 2, 'mean', False), (2, 5, 'drr', True), (5, 20, 'mean', True)]
+    """
+    stages, start = [], 0
+    plan = [(cfg.train.epochs, cfg.inputs, True, f"the row's inputs ({cfg.inputs})")]
+    if is_diffusion(cfg):
+        d = cfg.diffusion
+        plan = [(d.unconditional_epochs, cfg.inputs, False, "unconditional (the null condition)"),
+                (d.pretrain_epochs, "drr", True, "conditioned on DRRs (pre-training)"), *plan]
+    for epochs, inputs, conditioned, what in plan:
+        if epochs:
+            stages.append(Stage(start, start + epochs, inputs, conditioned, what))
+            start += epochs
+    return stages
+
+
+def start_from(model, cfg):
+    """Load ``train.init_from``'s weights into ``model`` (fine-tuning) and, for a diffusion row
+    with ``diffusion.lora_rank``, train only low-rank adapters of its denoiser from there on.
+
+    Raises:
+        InputError: the run or file is missing, or its model is not this row's architecture.
+    """
+    from xprospect_tf.errors import InputError
+
+    if cfg.train.init_from is None:
+        return
+    path = cfg.train.init_from
+    path = os.path.join(path, "model.keras") if os.path.isdir(path) else path
+    if not os.path.isfile(path):
+        raise InputError(f"train.init_from = {cfg.train.init_from}: no model.keras there; give a finished "
+                         "run folder or a .keras file")
+    try:
+        model.load_weights(path)
+    except ValueError as e:
+        raise InputError(f"train.init_from = {cfg.train.init_from}: its weights do not fit {cfg.row}'s "
+                         f"model ({e}); fine-tune from a run of the same architecture and sizes") from None
+    log.info("%s: starting from the weights of %s", cfg.row, path)
+    rank = cfg.diffusion.lora_rank if is_diffusion(cfg) else None
+    if rank:
+        adapted = enable_lora(model.denoiser, rank)
+        model.encoder.trainable = False
+        log.info("%s: LoRA rank %d on %d layers of the denoiser; %s trainable parameters", cfg.row, rank,
+                 adapted, f"{sum(int(np.prod(v.shape)) for v in model.trainable_variables):,}")
+
+
+def enable_lora(model, rank):
+    """Enable LoRA of ``rank`` on every Dense and convolution layer of ``model`` that supports it
+    (Keras' ``enable_lora``: the kernel is frozen, two low-rank factors train); returns how many."""
+    import keras
+
+    count = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, (keras.layers.Dense, keras.layers.Conv3D, keras.layers.Conv2D)):
+            layer.enable_lora(rank)
+            count += 1
+    return count
 
 
 def _best_epoch(run_dir):

@@ -120,6 +120,7 @@ class DiffusionModel(keras.Model):
         self.discriminator = (build_discriminator(self.size, self.discriminator_filters)
                               if self.adversarial_weight else None)
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_terms}
+        self.conditioned = True  # False: train with the null condition only (an unconditional stage)
         self.built = True  # every network above is a built functional model
 
     @property
@@ -170,7 +171,9 @@ class DiffusionModel(keras.Model):
         alpha_bar = self._alpha_bar(t)
         signal, noise = ops.sqrt(alpha_bar), ops.sqrt(1.0 - alpha_bar)
         x_t = signal * x0 + noise * eps
-        if training and self.condition_dropout:
+        if not self.conditioned:
+            condition = ops.zeros_like(condition)
+        elif training and self.condition_dropout:
             keep = keras.random.uniform((batch, 1), seed=self.seed_generator) >= self.condition_dropout
             condition = condition * ops.cast(keep, condition.dtype)
         prediction = self.denoiser([x_t, ops.cast(t, "float32"), condition], training=training)
