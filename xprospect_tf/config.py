@@ -307,6 +307,13 @@ class DiffusionConfig:
                                         "0: off", at_least=0.0)
     discriminator_filters: int = setting(16, "first width of the 4-layer 3D discriminator; ours",
                                          check=check_positive_int)
+    latent: bool = setting(False, "latent mode: the diffusion runs on the stacked latents of a 2D slice "
+                           "autoencoder (compression 8 in-plane, as the paper's frozen VAE); trained "
+                           "first on the row's training slices (ours); false: pixel space")
+    latent_channels: int = setting(4, "channels of the slice latents (the paper's kl-f8 VAE: 4)",
+                                   check=check_positive_int)
+    autoencoder_epochs: int = setting(10, "epochs of the slice autoencoder's training (latent mode); ours",
+                                      check=check_positive_int)
     unconditional_epochs: int = setting(0, "epochs trained first with the null condition (the paper's "
                                         "two-stage fine-tuning: unconditional, then conditional)", at_least=0)
     pretrain_epochs: int = setting(0, "then epochs conditioned on the DRRs of the same cases (the paper "

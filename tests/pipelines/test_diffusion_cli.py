@@ -118,3 +118,17 @@ def test_stages_then_lora_fine_tuning_from_a_finished_run(diffusion_run, phantom
     assert main(["train", "--row", "Diffusion-Frontal", "--out", str(tmp_path / "bad"), "--data", phantom_dataset,
                  *DIFFUSION_TINY, "--set", f"train.init_from={tmp_path / 'nothing'}"]) == 2
     assert "train.init_from" in capsys.readouterr().err
+
+
+def test_a_latent_mode_run_trains_its_autoencoder_first_and_predicts(phantom_dataset, tmp_path):
+    from xprospect_tf.export import load_keras_model
+
+    out = str(tmp_path / "latent")
+    assert main(["train", "--row", "Diffusion-Biplanar", "--out", out, "--data", phantom_dataset, *DIFFUSION_TINY,
+                 "--set", "diffusion.latent=true", "--set", "diffusion.autoencoder_epochs=2"]) == 0
+    model = load_keras_model(os.path.join(out, "model.keras"))
+    assert model.latent and model.grid == (16, 2, 2, 4) and float(model.latent_scale) != 1.0
+    paths = _pngs(tmp_path, phantom_dataset)
+    assert main(["predict", out, "--frontal", paths["ap"], "--lateral", paths["lateral"],
+                 "--out", str(tmp_path / "ct.nii.gz"), "--steps", "2"]) == 0
+    assert nib.load(str(tmp_path / "ct.nii.gz")).shape == (16, 16, 16)

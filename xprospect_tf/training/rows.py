@@ -191,6 +191,8 @@ def fit_row(cfg, run_dir, data_dir):
     callbacks = standard_callbacks(run_dir, monitor="val_loss" if validate else "loss", keep_backup=True)
     backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
     start_from(model, cfg)
+    if diffusion and model.latent and not backup.backups() and cfg.train.init_from is None:
+        fit_slice_autoencoder(model, cfg, data_dir)
     initial_epoch = backup.restore(model)
     steps = cfg.train.steps_per_epoch or batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
     for stage in training_stages(cfg):
@@ -223,6 +225,19 @@ def fit_row(cfg, run_dir, data_dir):
     with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
         model.save(tmp)
     return model
+
+
+def fit_slice_autoencoder(model, cfg, data_dir):
+    """Latent mode: train the diffusion model's slice autoencoder on the training CTs' axial slices
+    (``diffusion.autoencoder_epochs``, ``train.learning_rate``), then freeze it."""
+    from xprospect_tf.data.prepared import load_prepared
+
+    slices = (load_prepared(data_dir, "train", cache=True).map(lambda _, ct: ct).unbatch()
+              .shuffle(1024, seed=cfg.train.seed).batch(32))
+    history = model.fit_autoencoder(slices, cfg.diffusion.autoencoder_epochs, cfg.train.learning_rate,
+                                    verbose=2 if not sys.stdout.isatty() else 1)
+    log.info("%s: slice autoencoder trained (%d epochs, L1 %.4f), latent scale %.3f", cfg.row,
+             cfg.diffusion.autoencoder_epochs, history.history["loss"][-1], float(model.latent_scale))
 
 
 class Stage(typing.NamedTuple):

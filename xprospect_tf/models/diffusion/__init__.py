@@ -18,7 +18,8 @@ __all__ = [
 
 
 def build_diffusion_model(size, views=("frontal", "lateral"), channels=(16, 32, 64), embed_dim=128,
-                          encoder_filters=16, attention=True, encoder=None, **kwargs):
+                          encoder_filters=16, attention=True, encoder=None, latent_channels=None,
+                          autoencoder_filters=16, **kwargs):
     """Build a :class:`DiffusionModel` with the default networks at cube side ``size``.
 
     Args:
@@ -32,6 +33,9 @@ def build_diffusion_model(size, views=("frontal", "lateral"), channels=(16, 32, 
         encoder: any Keras model from the view images (a dict keyed by view) to
             a ``(batch, embed_dim)`` vector, instead of the default
             :func:`build_xray_encoder` (e.g. a pretrained image model with a head).
+        latent_channels: latent mode: channels of the slice autoencoder's latents
+            (compression 8 in-plane, :mod:`.autoencoder`); ``None``: pixel space.
+        autoencoder_filters: the slice autoencoder's first width.
         **kwargs: :class:`DiffusionModel`'s other arguments.
 
     Example:
@@ -42,8 +46,15 @@ def build_diffusion_model(size, views=("frontal", "lateral"), channels=(16, 32, 
     """
     views = tuple(views)
     encoder = encoder or build_xray_encoder(size, views, filters=encoder_filters, embed_dim=embed_dim)
-    denoiser = build_denoiser(size, channels=channels, condition_dim=int(encoder.outputs[0].shape[-1]),
-                              attention=attention)
+    grid, in_channels = size, 1
+    if latent_channels:
+        from xprospect_tf.models.diffusion.autoencoder import COMPRESSION, build_slice_autoencoder
+
+        kwargs["latent_encoder"], kwargs["latent_decoder"] = build_slice_autoencoder(
+            size, latent_channels, filters=autoencoder_filters)
+        grid, in_channels = (size, size // COMPRESSION, size // COMPRESSION), latent_channels
+    denoiser = build_denoiser(grid, channels=channels, condition_dim=int(encoder.outputs[0].shape[-1]),
+                              attention=attention, in_channels=in_channels)
     return DiffusionModel(encoder, denoiser, views=views, **kwargs)
 
 
@@ -72,4 +83,5 @@ def build_diffusion_row(config):
         eta=d.eta, guidance=d.guidance, condition_dropout=d.condition_dropout,
         perceptual_weight=d.perceptual_weight, adversarial_weight=d.adversarial_weight,
         discriminator_filters=d.discriminator_filters, seed=config.train.seed,
+        latent_channels=d.latent_channels if d.latent else None,
         name=config.row.lower().replace(" ", "_").replace("-", "_"))

@@ -70,6 +70,10 @@ class DiffusionModel(keras.Model):
         adversarial_weight: weight of the adversarial and discriminator terms (0: off).
         discriminator_filters: first width of the 3D discriminator.
         seed: seed of the training noise.
+        latent_encoder, latent_decoder: latent mode: a 2D slice autoencoder
+            (:func:`~xprospect_tf.models.diffusion.autoencoder.build_slice_autoencoder`),
+            frozen here; the denoiser then works on the stacked slice latents
+            (train it first: :meth:`fit_autoencoder`). ``None``: pixel space.
 
     Call arguments:
         inputs: ``{"frontal", "lateral"}`` images ``(batch, S, S, 1)`` in [0, 1]
@@ -91,7 +95,8 @@ class DiffusionModel(keras.Model):
 
     def __init__(self, encoder, denoiser, views=VIEWS, schedule="cosine", timesteps=1000, prediction="eps",
                  sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0, perceptual_weight=0.0,
-                 adversarial_weight=0.0, discriminator_filters=16, seed=0, **kwargs):
+                 adversarial_weight=0.0, discriminator_filters=16, seed=0, latent_encoder=None,
+                 latent_decoder=None, **kwargs):
         super().__init__(**kwargs)
         if prediction not in PREDICTIONS:
             raise ConfigError(f"diffusion.prediction = {prediction!r}: use one of {', '.join(PREDICTIONS)}")
@@ -110,7 +115,19 @@ class DiffusionModel(keras.Model):
         self.discriminator_filters = int(discriminator_filters)
         self.seed = int(seed)
         self.alpha_bars = sched.alpha_bars(schedule, self.timesteps)
-        self.size = int(denoiser.inputs[0].shape[1])
+        self.latent_encoder, self.latent_decoder = latent_encoder, latent_decoder
+        self.latent = latent_encoder is not None
+        self.grid = tuple(int(d) for d in denoiser.inputs[0].shape[1:])  # the denoiser's (D, H, W, C)
+        if self.latent:
+            from xprospect_tf.models.diffusion.autoencoder import SliceWise
+
+            latent_encoder.trainable = latent_decoder.trainable = False
+            self.slice_encoder, self.slice_decoder = SliceWise(latent_encoder), SliceWise(latent_decoder)
+            self.latent_scale = self.add_weight(shape=(), initializer="ones", trainable=False,
+                                                name="latent_scale")
+            self.size = int(latent_encoder.inputs[0].shape[1])
+        else:
+            self.size = self.grid[0]
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.feature_network = None
         if self.perceptual_weight:
@@ -154,6 +171,42 @@ class DiffusionModel(keras.Model):
         table = ops.convert_to_tensor(self.alpha_bars.astype("float32"))
         return ops.reshape(ops.take(table, t), (-1, 1, 1, 1, 1))
 
+    def to_latent(self, x):
+        """Volumes in [-1, 1] -> what the denoiser works on (the scaled slice latents in latent mode)."""
+        return self.slice_encoder(x) * self.latent_scale if self.latent else x
+
+    def from_latent(self, z):
+        """The inverse of :meth:`to_latent` (decoded volumes, clipped to [-1, 1])."""
+        return ops.clip(self.slice_decoder(z / self.latent_scale), -1.0, 1.0) if self.latent else z
+
+    def fit_autoencoder(self, slices, epochs, learning_rate=1e-3, batch_size=32, verbose=0):
+        """Train the latent mode's slice autoencoder (L1) on axial slices, then freeze it and set
+        ``latent_scale`` so the training latents have unit standard deviation.
+
+        Args:
+            slices: ``(N, S, S, 1)`` numpy slices in [0, 1], or a ``tf.data`` of batches of them.
+            epochs, learning_rate, batch_size: of the autoencoder's own ``fit``.
+
+        Returns:
+            the ``History`` of that fit.
+        """
+        image = keras.Input((self.size, self.size, 1))
+        trainer = keras.Model(image, self.latent_decoder(self.latent_encoder(image * 2.0 - 1.0)))
+        self.latent_encoder.trainable = self.latent_decoder.trainable = True
+        trainer.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mae")
+        scaled = (lambda s: s * 2.0 - 1.0)
+        if isinstance(slices, np.ndarray):
+            history = trainer.fit(slices, scaled(slices), batch_size=batch_size, epochs=epochs, verbose=verbose)
+            sample = slices[:256]
+        else:
+            history = trainer.fit(slices.map(lambda s: (s, scaled(s))), epochs=epochs, verbose=verbose)
+            sample = np.concatenate([np.asarray(b) for b in slices.take(8)])
+        self.latent_encoder.trainable = self.latent_decoder.trainable = False
+        codes = _infer(self.latent_encoder, (sample * 2.0 - 1.0).astype(np.float32))
+        self.latent_scale.assign(1.0 / max(float(np.std(codes)), 1e-6))
+        self.train_function = self.test_function = None
+        return history
+
     def _x0_estimate(self, x_t, prediction, alpha_bar):
         signal, noise = ops.sqrt(alpha_bar), ops.sqrt(1.0 - alpha_bar)
         if self.prediction == "v":
@@ -164,7 +217,8 @@ class DiffusionModel(keras.Model):
         if y is None:
             raise InputError("DiffusionModel.fit needs the CT volumes as targets: fit(x=X-rays, y=volumes)")
         condition = y_pred
-        x0 = ops.cast(y, "float32") * 2.0 - 1.0
+        pixels = ops.cast(y, "float32") * 2.0 - 1.0
+        x0 = self.to_latent(pixels)
         batch = ops.shape(x0)[0]
         t = keras.random.randint((batch,), 0, self.timesteps, seed=self.seed_generator)
         eps = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
@@ -180,15 +234,16 @@ class DiffusionModel(keras.Model):
         target = signal * eps - noise * x0 if self.prediction == "v" else eps
         terms = {"l1": ops.mean(ops.abs(prediction - target))}
         total = terms["l1"]
-        if self.perceptual_weight or self.adversarial_weight:
-            x0_hat = ops.clip(self._x0_estimate(x_t, prediction, alpha_bar), -1.0, 1.0)
+        if self.perceptual_weight or self.adversarial_weight:  # on the denoised volume, in pixels
+            estimate = self._x0_estimate(x_t, prediction, alpha_bar)
+            x0_hat = self.from_latent(estimate) if self.latent else ops.clip(estimate, -1.0, 1.0)
         if self.perceptual_weight:
             from xprospect_tf.evaluation.features import perceptual_loss
 
-            terms["perceptual"] = perceptual_loss(self.feature_network, (x0_hat + 1) / 2, (x0 + 1) / 2)
+            terms["perceptual"] = perceptual_loss(self.feature_network, (x0_hat + 1) / 2, (pixels + 1) / 2)
             total = total + self.perceptual_weight * terms["perceptual"]
         if self.adversarial_weight:
-            terms["adversarial"], terms["discriminator"] = self._adversarial_terms(x0, x0_hat)
+            terms["adversarial"], terms["discriminator"] = self._adversarial_terms(pixels, x0_hat)
             total = total + self.adversarial_weight * (terms["adversarial"] + terms["discriminator"])
         for name, value in terms.items():
             self.trackers[name].update_state(value)
@@ -229,7 +284,8 @@ class DiffusionModel(keras.Model):
             guidance: classifier-free guidance scale (``None``: the model's).
             seed: seed of the starting noise and of the noise added per step
                 (the same seed gives the same volumes).
-            noise: the starting noise ``(B, S, S, S, 1)`` (overrides ``seed`` for it).
+            noise: the starting noise, shaped like the denoiser's input ``(B, *grid)``
+                (``(B, S, S, S, 1)`` in pixel space; overrides ``seed`` for it).
 
         Returns:
             float32 numpy volumes ``(B, S, S, S, 1)`` in [0, 1].
@@ -241,7 +297,7 @@ class DiffusionModel(keras.Model):
         eta = self.eta if eta is None else float(eta)
         guidance = self.guidance if guidance is None else float(guidance)
         rng = np.random.default_rng([int(seed), 1])
-        shape = (batch, self.size, self.size, self.size, 1)
+        shape = (batch, *self.grid)
         x = (rng.standard_normal(shape).astype(np.float32) if noise is None
              else np.asarray(noise, dtype=np.float32).reshape(shape))
         visited = sched.sampling_timesteps(self.timesteps, steps)
@@ -250,10 +306,12 @@ class DiffusionModel(keras.Model):
             prediction = self._predict(x, t, condition, guidance)
             s, n = np.sqrt(a_t[i]), np.sqrt(1.0 - a_t[i])
             x0 = s * x - n * prediction if self.prediction == "v" else (x - n * prediction) / s
-            x0 = np.clip(x0, -1.0, 1.0)
+            x0 = x0 if self.latent else np.clip(x0, -1.0, 1.0)
             eps = (x - s * x0) / n
             x = (np.sqrt(a_prev[i]) * x0 + np.sqrt(max(1.0 - a_prev[i] - sigma[i] ** 2, 0.0)) * eps
                  + sigma[i] * rng.standard_normal(shape)).astype(np.float32)
+        if self.latent:
+            x = np.asarray(self.from_latent(x), dtype=np.float32)
         return ((np.clip(x, -1.0, 1.0) + 1.0) / 2.0).astype(np.float32)
 
     def ddim(self, inputs, noise, steps=None):
@@ -286,11 +344,11 @@ class DiffusionModel(keras.Model):
                 prediction = uncond + self.guidance * (prediction - uncond)
             signal, noise_ = ops.sqrt(a), ops.sqrt(1.0 - a)
             x0 = signal * x - noise_ * prediction if self.prediction == "v" else (x - noise_ * prediction) / signal
-            x0 = ops.clip(x0, -1.0, 1.0)
+            x0 = x0 if self.latent else ops.clip(x0, -1.0, 1.0)
             eps = (x - signal * x0) / noise_
             return ops.sqrt(p) * x0 + ops.sqrt(1.0 - p) * eps
 
-        x = ops.fori_loop(0, len(visited), step, noise)
+        x = self.from_latent(ops.fori_loop(0, len(visited), step, noise))
         return (ops.clip(x, -1.0, 1.0) + 1.0) / 2.0
 
     # -- configuration ------------------------------------------------------------
@@ -305,13 +363,16 @@ class DiffusionModel(keras.Model):
             "guidance": self.guidance, "condition_dropout": self.condition_dropout,
             "perceptual_weight": self.perceptual_weight, "adversarial_weight": self.adversarial_weight,
             "discriminator_filters": self.discriminator_filters, "seed": self.seed,
+            "latent_encoder": (keras.saving.serialize_keras_object(self.latent_encoder) if self.latent else None),
+            "latent_decoder": (keras.saving.serialize_keras_object(self.latent_decoder) if self.latent else None),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("encoder", "denoiser"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("encoder", "denoiser", "latent_encoder", "latent_decoder"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 

@@ -132,7 +132,10 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
     and modulate every residual block.
 
     Args:
-        size: cube side (divisible by ``2 ** (len(channels) - 1)``).
+        size: cube side, or the grid ``(depth, height, width)`` (latent mode:
+            slices compressed in-plane). Each down-sampling halves every axis
+            longer than the shortest (or all when they are equal); each halved
+            axis must be even.
         channels: widths per level, full resolution first.
         condition_dim: width of the condition vector (the X-ray embedding).
         attention: self-attention at the coarsest level (its tokens are
@@ -153,10 +156,9 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
         (2, 8, 8, 8, 1)
     """
     channels = tuple(int(c) for c in channels)
-    factor = 2 ** (len(channels) - 1)
-    if size % factor:
-        raise ValueError(f"build_denoiser: size {size} is not divisible by {factor} ({len(channels)} levels)")
-    x_t = keras.Input((size, size, size, in_channels), name="x_t")
+    grid = (size,) * 3 if isinstance(size, int) else tuple(int(s) for s in size)
+    strides = level_strides(grid, len(channels) - 1)
+    x_t = keras.Input((*grid, in_channels), name="x_t")
     t = keras.Input((), name="t")
     condition = keras.Input((condition_dim,), name="condition")
 
@@ -176,18 +178,40 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
             h = _attention(h, heads, "attention")
         skips.append(h)
         if i < len(channels) - 1:
-            h = keras.layers.Conv3D(c, 3, strides=2, padding="same", name=f"down{i}_resample")(h)
+            h = keras.layers.Conv3D(c, 3, strides=strides[i], padding="same", name=f"down{i}_resample")(h)
     h = _res_block(h, emb, channels[-1], "middle")
     for i in reversed(range(len(channels))):
         h = keras.layers.Concatenate(name=f"up{i}_concat")([h, skips[i]])
         h = _res_block(h, emb, channels[i], f"up{i}")
         if i > 0:
-            h = keras.layers.UpSampling3D(2, name=f"up{i}_resample")(h)
+            h = keras.layers.UpSampling3D(strides[i - 1], name=f"up{i}_resample")(h)
             h = keras.layers.Conv3D(channels[i - 1], 3, padding="same", name=f"up{i}_resample_conv")(h)
     h = _norm(channels[0], "out_norm")(h)
     h = keras.layers.Activation(ACTIVATION, name="out_act")(h)
     out = keras.layers.Conv3D(in_channels, 3, padding="same", name="prediction")(h)
     return keras.Model([x_t, t, condition], out, name=name)
+
+
+def level_strides(grid, levels):
+    """The stride per axis of each of ``levels`` down-samplings of ``grid``: 2 on every axis
+    longer than the shortest, or on all when they are equal.
+
+    Example:
+        >>> level_strides((32, 32, 32), 2)
+        [(2, 2, 2), (2, 2, 2)]
+        >>> level_strides((32, 4, 4), 4)  # latent slices: depth first
+        [(2, 1, 1), (2, 1, 1), (2, 1, 1), (2, 2, 2)]
+    """
+    grid, out = list(grid), []
+    for _ in range(levels):
+        shortest = min(grid)
+        stride = tuple(2 if (g > shortest or len(set(grid)) == 1) else 1 for g in grid)
+        if any(s == 2 and g % 2 for s, g in zip(stride, grid)):
+            raise ValueError(f"build_denoiser: cannot halve the grid {tuple(grid)} {levels} times "
+                             "(an odd side); use fewer levels or another size")
+        grid = [g // s for g, s in zip(grid, stride)]
+        out.append(stride)
+    return out
 
 
 def build_xray_encoder(size, views=VIEWS, filters=16, embed_dim=128, name="xray_encoder"):
