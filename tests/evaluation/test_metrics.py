@@ -58,3 +58,18 @@ def test_case_metrics_and_summarize(rng):
         M.summarize([])
     with pytest.raises(InputError, match="case 1"):
         M.summarize([{"mse": 1.0}, {"mae": 1.0}])
+
+
+def test_own_case_match_against_a_brute_force_count(rng):
+    from xprospect_tf.evaluation.metrics import own_case_match
+
+    truths = [rng.random((6, 6, 6)) for _ in range(5)]
+    preds = [truths[i] + 0.05 * rng.standard_normal((6, 6, 6)) for i in (0, 1, 2)] + [truths[0], truths[1]]
+    hits, ratios = 0, []
+    for i, p in enumerate(preds):
+        d = [float(np.mean((p - t) ** 2)) for t in truths]
+        hits += all(d[i] < d[j] for j in range(5) if j != i)
+        ratios.append(np.mean([d[j] for j in range(5) if j != i]) / max(d[i], 1e-12))
+    rate, margin = own_case_match(preds, truths)
+    assert rate == hits / 5 == 0.6
+    assert np.isclose(margin, np.mean(ratios))

@@ -6,11 +6,16 @@ every row gets the two feature metrics of :mod:`xprospect_tf.evaluation.features
 downloaded here): ``perceptual`` per case (an LPIPS-style distance on a fixed
 random-weight 3D network) and ``fd``, the Frechet distance between the feature
 sets of the predicted and the true test volumes (one number per test set).
+``match`` is :func:`~xprospect_tf.evaluation.metrics.own_case_match`: the share
+of test cases whose prediction is nearer its own truth than any other case's
+(ours: it shows that a row's output follows its input).
 """
 
 import numpy as np
 
-from xprospect_tf.evaluation.metrics import case_metrics, summarize
+from xprospect_tf.evaluation.metrics import case_metrics, own_case_match, summarize
+
+MATCH_SIDE = 32  # volumes are block-averaged to at most this side for the own-case match
 
 
 def evaluate_predictor(predict, dataset, keep=()):
@@ -26,12 +31,12 @@ def evaluate_predictor(predict, dataset, keep=()):
     Returns:
         ``(per_case, summary, kept)``: a list of ``{"case_id", "mse", "mae",
         "psnr", "ssim", "perceptual"}`` dicts in dataset order, ``{metric: (mean, std)}``
-        (and ``"fd": (value, 0.0)`` for the whole set), and
+        (and, for the whole set, ``"fd": (value, 0.0)`` and ``"match": (rate, margin)``), and
         ``{case_id: (S, S, S) prediction}`` for the ids in ``keep``.
     """
     from xprospect_tf.evaluation.features import frechet_distance, perceptual_distance, volume_features
 
-    per_case, kept, features = [], {}, {"pred": [], "true": []}
+    per_case, kept, features, small = [], {}, {"pred": [], "true": []}, {"pred": [], "true": []}
     for (ap, lateral), ct, ids in dataset:
         pred = np.asarray(predict(np.asarray(ap), np.asarray(lateral)))
         ct = np.asarray(ct)
@@ -41,6 +46,8 @@ def evaluate_predictor(predict, dataset, keep=()):
             per_case.append({"case_id": case_id, **case_metrics(p, t), "perceptual": perceptual_distance(p, t)})
             features["pred"].append(volume_features([p])[0])
             features["true"].append(volume_features([t])[0])
+            small["pred"].append(_block_mean(p, MATCH_SIDE))
+            small["true"].append(_block_mean(t, MATCH_SIDE))
             if case_id in keep:
                 kept[case_id] = p.astype(np.float32)
     if not per_case:
@@ -48,4 +55,15 @@ def evaluate_predictor(predict, dataset, keep=()):
     summary = summarize(per_case)
     if len(per_case) > 1:
         summary["fd"] = (frechet_distance(np.array(features["pred"]), np.array(features["true"])), 0.0)
+        summary["match"] = own_case_match(small["pred"], small["true"])
     return per_case, summary, kept
+
+
+def _block_mean(volume, side):
+    """``volume`` averaged over blocks so that no side exceeds ``side`` (a power-of-two factor)."""
+    f = max(1, volume.shape[0] // side)
+    if f == 1:
+        return volume
+    s = volume.shape[0] // f * f
+    v = volume[:s, :s, :s]
+    return v.reshape(s // f, f, s // f, f, s // f, f).mean(axis=(1, 3, 5))

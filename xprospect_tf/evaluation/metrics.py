@@ -172,3 +172,37 @@ def summarize(per_case):
         values = np.array([case[k] for case in per_case], dtype=np.float64)
         out[k] = (float(values.mean()), float(values.std()))
     return out
+
+
+def own_case_match(preds, truths):
+    """How often a prediction is closer (MSE) to its own case's truth than to every other case's.
+
+    A check that a model's output depends on its input: a model that ignores the
+    X-rays (the mean volume) scores about ``1 / N`` or, predicting the same volume for
+    all, 0 (ties count against it); one that captures each patient scores 1.
+
+    Args:
+        preds, truths: sequences of N volumes of one shape (case ``i`` in both at ``i``).
+
+    Returns:
+        ``(rate, margin)``: the share of cases whose own truth is strictly the nearest,
+        and the mean over cases of (mean MSE to the other truths) / (MSE to the own truth).
+
+    Example:
+        >>> truths = [np.zeros(4), np.ones(4), np.full(4, 2.0)]
+        >>> own_case_match([t + 0.1 for t in truths], truths)[0]
+        1.0
+        >>> own_case_match([np.ones(4)] * 3, truths)[0]  # one volume for all: only case 1 matches
+        0.3333333333333333
+    """
+    preds = np.asarray([np.asarray(p, dtype=np.float64).ravel() for p in preds])
+    truths = np.asarray([np.asarray(t, dtype=np.float64).ravel() for t in truths])
+    if preds.shape != truths.shape or len(preds) < 2:
+        raise InputError(f"own_case_match: needs at least 2 predictions and truths of one shape, got "
+                         f"{preds.shape} and {truths.shape}")
+    d = ((preds[:, None, :] - truths[None, :, :]) ** 2).mean(axis=-1)  # d[i, j] = MSE(pred_i, truth_j)
+    own = np.diag(d)
+    others = d[~np.eye(len(d), dtype=bool)].reshape(len(d), -1)
+    rate = float(np.mean(own < others.min(axis=1)))
+    margin = float(np.mean(others.mean(axis=1) / np.maximum(own, 1e-12)))
+    return rate, margin

@@ -5,7 +5,8 @@ loss, optimizer, test MSE and an example axial image. PSNR, 3D SSIM, the ±
 standard deviations over test cases, parameters and training time are ours, and
 so are the feature metrics (X-ray2CTPA reports LPIPS and FVD; ours use a fixed
 random-weight 3D network, :mod:`xprospect_tf.evaluation.features`): the
-perceptual distance and FD-rand, and the seconds per predicted test volume.
+perceptual distance and FD-rand, the own-case match (the share of test cases
+whose prediction is nearest its own truth) and the seconds per predicted test volume.
 Rows come in the order of the results (``xprospect table1``: experiments.yaml's
 order, the paper's rows first).
 """
@@ -15,7 +16,7 @@ import io
 
 COLUMNS = (
     "Model name", "Input X-ray images", "Training loss", "Optimizer", "Test MSE",
-    "PSNR (dB)", "3D SSIM", "Perceptual (rand)", "FD-rand", "Parameters", "Training time (s)",
+    "PSNR (dB)", "3D SSIM", "Perceptual (rand)", "FD-rand", "Own-case match", "Parameters", "Training time (s)",
     "Prediction time (s/volume)", "Example axial image",
 )
 
@@ -38,6 +39,7 @@ def table1_records(results):
             "Perceptual (rand)": (f"{s['perceptual'][0]:.4f} ± {s['perceptual'][1]:.4f}"
                                   if "perceptual" in s else "-"),
             "FD-rand": f"{s['fd'][0]:.4f}" if "fd" in s else "-",
+            "Own-case match": f"{s['match'][0]:.2f}" if "match" in s else "-",
             "Parameters": f"{r['parameters']:,}" if r["parameters"] else "-",
             "Training time (s)": _train_time(r),
             "Prediction time (s/volume)": (f"{r['predict_time_s']:.3f}" if r.get("predict_time_s") is not None
