@@ -289,6 +289,9 @@ class DiffusionConfig:
     encoder_filters: int = setting(16, "first width of the default 2D X-ray encoder; ours",
                                    check=check_positive_int)
     attention: bool = setting(True, "self-attention at the denoiser's coarsest level")
+    projection_injection: bool = setting(
+        False, "ours: also give the denoiser the X-rays back-projected through the volume at every "
+        "level (XprospeCT's ProjInj); false: the paper's conditioning, the X-ray embedding only")
     sample_steps: int = setting(50, "DDIM steps when sampling (the paper samples with 1000 DDPM steps); "
                                 "ours", check=check_positive_int)
     eta: float = setting(0.0, "DDIM noise: 0 deterministic, 1 DDPM-like", at_least=0.0, at_most=1.0)

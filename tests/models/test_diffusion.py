@@ -265,3 +265,19 @@ def test_latent_mode_trains_its_slice_autoencoder_then_samples_decoded_volumes(r
     model.save(tmp_path / "latent.keras")
     again = keras.models.load_model(tmp_path / "latent.keras")
     assert np.allclose(again.sample(x, seed=0), vol, atol=1e-5)
+
+
+def test_projection_injection_feeds_the_smeared_xrays_on_the_denoisers_grid(rng):
+    model = tiny_model(projection_injection=True)
+    x = xrays(rng, 2)
+    proj = np.asarray(model.projections(x))
+    assert proj.shape == (2, S, S, S, 2)
+    # canonical vol[z, x, y]: the frontal ap[z, x] is constant along y, the lateral lat[z, y] along x
+    np.testing.assert_allclose(proj[0, :, :, 3, 0], x["frontal"][0, ..., 0] * 2 - 1, atol=1e-6)
+    np.testing.assert_allclose(proj[0, :, 5, :, 1], x["lateral"][0, ..., 0] * 2 - 1, atol=1e-6)
+    fit_tiny(model, rng, epochs=1)
+    noise = rng.standard_normal((4, S, S, S, 1)).astype("float32")
+    x4 = xrays(rng, 4)
+    assert np.abs(np.asarray(model.ddim(x4, noise)) - model.sample(x4, eta=0.0, noise=noise)).mean() < 1e-4
+    latent = tiny_model(projection_injection=True, latent_channels=2, autoencoder_filters=4, channels=(4,))
+    assert np.asarray(latent.projections(x)).shape == (2, S, 1, 1, 2)  # pooled in-plane to the latent grid

@@ -19,7 +19,7 @@ __all__ = [
 
 def build_diffusion_model(size, views=("frontal", "lateral"), channels=(16, 32, 64), embed_dim=128,
                           encoder_filters=16, attention=True, encoder=None, latent_channels=None,
-                          autoencoder_filters=16, **kwargs):
+                          autoencoder_filters=16, projection_injection=False, **kwargs):
     """Build a :class:`DiffusionModel` with the default networks at cube side ``size``.
 
     Args:
@@ -36,6 +36,8 @@ def build_diffusion_model(size, views=("frontal", "lateral"), channels=(16, 32, 
         latent_channels: latent mode: channels of the slice autoencoder's latents
             (compression 8 in-plane, :mod:`.autoencoder`); ``None``: pixel space.
         autoencoder_filters: the slice autoencoder's first width.
+        projection_injection: also give the denoiser the X-rays back-projected
+            through the volume at every level (ours; see :func:`build_denoiser`).
         **kwargs: :class:`DiffusionModel`'s other arguments.
 
     Example:
@@ -54,7 +56,8 @@ def build_diffusion_model(size, views=("frontal", "lateral"), channels=(16, 32, 
             size, latent_channels, filters=autoencoder_filters)
         grid, in_channels = (size, size // COMPRESSION, size // COMPRESSION), latent_channels
     denoiser = build_denoiser(grid, channels=channels, condition_dim=int(encoder.outputs[0].shape[-1]),
-                              attention=attention, in_channels=in_channels)
+                              attention=attention, in_channels=in_channels,
+                              projection_channels=len(views) if projection_injection else 0)
     return DiffusionModel(encoder, denoiser, views=views, **kwargs)
 
 
@@ -84,4 +87,5 @@ def build_diffusion_row(config):
         perceptual_weight=d.perceptual_weight, adversarial_weight=d.adversarial_weight,
         discriminator_filters=d.discriminator_filters, seed=config.train.seed,
         latent_channels=d.latent_channels if d.latent else None,
+        projection_injection=d.projection_injection,
         name=config.row.lower().replace(" ", "_").replace("-", "_"))

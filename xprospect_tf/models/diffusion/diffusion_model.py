@@ -165,6 +165,29 @@ class DiffusionModel(keras.Model):
     def call(self, inputs, training=False):
         return self.encoder(self.view_images(inputs), training=training)
 
+    @property
+    def injects_projections(self):
+        """Whether the denoiser also reads the back-projected X-rays (``projection`` input)."""
+        return len(self.denoiser.inputs) == 4
+
+    def projections(self, images):
+        """The view images smeared through the volume (frontal along ``y``, lateral along ``x``),
+        average-pooled to the denoiser's grid: its ``projection`` input, or ``None``."""
+        if not self.injects_projections:
+            return None
+        smears = []
+        for view in self.views:
+            image = ops.cast(images[view], "float32") * 2.0 - 1.0  # [0, 1] -> [-1, 1], as the volume
+            axis = 3 if view == "frontal" else 2  # ap[z, x] along y; lat[z, y] along x
+            smears.append(ops.repeat(ops.expand_dims(image, axis), self.size, axis=axis))
+        volume = ops.concatenate(smears, axis=-1)
+        pool = tuple(self.size // g for g in self.grid[:3])
+        return volume if pool == (1, 1, 1) else ops.average_pool(volume, pool, strides=pool, padding="valid")
+
+    def _denoise(self, x_t, t, condition, projection, training=False):
+        inputs = [x_t, t, condition] + ([projection] if projection is not None else [])
+        return self.denoiser(inputs, training=training)
+
     # -- training ---------------------------------------------------------------
 
     def _alpha_bar(self, t):
@@ -225,12 +248,16 @@ class DiffusionModel(keras.Model):
         alpha_bar = self._alpha_bar(t)
         signal, noise = ops.sqrt(alpha_bar), ops.sqrt(1.0 - alpha_bar)
         x_t = signal * x0 + noise * eps
+        projection = self.projections(self.view_images(x)) if self.injects_projections else None
         if not self.conditioned:
             condition = ops.zeros_like(condition)
+            projection = None if projection is None else ops.zeros_like(projection)
         elif training and self.condition_dropout:
-            keep = keras.random.uniform((batch, 1), seed=self.seed_generator) >= self.condition_dropout
-            condition = condition * ops.cast(keep, condition.dtype)
-        prediction = self.denoiser([x_t, ops.cast(t, "float32"), condition], training=training)
+            keep = ops.cast(keras.random.uniform((batch, 1), seed=self.seed_generator) >= self.condition_dropout,
+                            condition.dtype)
+            condition = condition * keep
+            projection = None if projection is None else projection * ops.reshape(keep, (-1, 1, 1, 1, 1))
+        prediction = self._denoise(x_t, ops.cast(t, "float32"), condition, projection, training=training)
         target = signal * eps - noise * x0 if self.prediction == "v" else eps
         terms = {"l1": ops.mean(ops.abs(prediction - target))}
         total = terms["l1"]
@@ -262,13 +289,15 @@ class DiffusionModel(keras.Model):
 
     # -- sampling ---------------------------------------------------------------
 
-    def _predict(self, x_t, t, condition, guidance):
+    def _predict(self, x_t, t, condition, guidance, projection=None):
         """The denoiser's prediction, with classifier-free guidance when ``guidance != 1``."""
         steps = np.full((x_t.shape[0],), float(t), dtype=np.float32)
+        extra = [] if projection is None else [projection]
         if guidance == 1.0:
-            return _infer(self.denoiser, [x_t, steps, condition])
+            return _infer(self.denoiser, [x_t, steps, condition, *extra])
+        extra = [] if projection is None else [np.concatenate([projection, np.zeros_like(projection)])]
         both = _infer(self.denoiser, [np.concatenate([x_t, x_t]), np.concatenate([steps, steps]),
-                                      np.concatenate([condition, np.zeros_like(condition)])])
+                                      np.concatenate([condition, np.zeros_like(condition)]), *extra])
         cond, uncond = np.split(both, 2)
         return uncond + guidance * (cond - uncond)
 
@@ -293,6 +322,8 @@ class DiffusionModel(keras.Model):
         images = {k: np.asarray(v, dtype=np.float32) for k, v in self.view_images(inputs).items()}
         batch = next(iter(images.values())).shape[0]
         condition = _infer(self.encoder, images)
+        projection = self.projections(images)
+        projection = None if projection is None else np.asarray(projection, dtype=np.float32)
         steps = self.sample_steps if steps is None else int(steps)
         eta = self.eta if eta is None else float(eta)
         guidance = self.guidance if guidance is None else float(guidance)
@@ -303,7 +334,7 @@ class DiffusionModel(keras.Model):
         visited = sched.sampling_timesteps(self.timesteps, steps)
         a_t, a_prev, sigma = sched.step_coefficients(self.alpha_bars, visited, eta)
         for i, t in enumerate(visited):
-            prediction = self._predict(x, t, condition, guidance)
+            prediction = self._predict(x, t, condition, guidance, projection)
             s, n = np.sqrt(a_t[i]), np.sqrt(1.0 - a_t[i])
             x0 = s * x - n * prediction if self.prediction == "v" else (x - n * prediction) / s
             x0 = x0 if self.latent else np.clip(x0, -1.0, 1.0)
@@ -331,16 +362,18 @@ class DiffusionModel(keras.Model):
         a_t, a_prev, _ = sched.step_coefficients(self.alpha_bars, visited, 0.0)
         table = {k: ops.convert_to_tensor(np.asarray(v, dtype=np.float32))
                  for k, v in (("t", visited), ("a", a_t), ("p", a_prev))}
-        condition = self.encoder(self.view_images(inputs), training=False)
+        images = self.view_images(inputs)
+        condition = self.encoder(images, training=False)
+        projection = self.projections(images)
         noise = ops.cast(noise, "float32")
         ones = ops.ones_like(noise[:, 0, 0, 0, 0])
         null = ops.zeros_like(condition)
 
         def step(i, x):
             t, a, p = (ops.take(table[k], i) for k in ("t", "a", "p"))
-            prediction = self.denoiser([x, ones * t, condition], training=False)
+            prediction = self._denoise(x, ones * t, condition, projection)
             if self.guidance != 1.0:
-                uncond = self.denoiser([x, ones * t, null], training=False)
+                uncond = self._denoise(x, ones * t, null, None if projection is None else ops.zeros_like(projection))
                 prediction = uncond + self.guidance * (prediction - uncond)
             signal, noise_ = ops.sqrt(a), ops.sqrt(1.0 - a)
             x0 = signal * x - noise_ * prediction if self.prediction == "v" else (x - noise_ * prediction) / signal

@@ -122,7 +122,7 @@ def _attention(x, heads, name):
 
 
 def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=True, heads=4,
-                   in_channels=1, name="denoiser"):
+                   in_channels=1, projection_channels=0, name="denoiser"):
     """Build the 3D denoising UNet: ``(x_t, t, condition) -> prediction`` (noise or v).
 
     One residual block per level on the way down and two on the way up (one
@@ -142,6 +142,10 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
             ``(size / 2 ** (levels - 1)) ** 3`` voxels: 512 at 32^3 with 3 levels).
         heads: attention heads.
         in_channels: channels of ``x_t`` (1 in pixel space).
+        projection_channels: > 0: a fourth input ``projection`` (the X-rays
+            back-projected on ``x_t``'s grid, this many channels) is average-pooled
+            to every level and concatenated to the input of its residual blocks
+            (projection injection, ours: XprospeCT's ProjInj applied to the denoiser).
         name: model name.
 
     Returns:
@@ -161,6 +165,15 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
     x_t = keras.Input((*grid, in_channels), name="x_t")
     t = keras.Input((), name="t")
     condition = keras.Input((condition_dim,), name="condition")
+    inputs = [x_t, t, condition]
+    projections = []
+    if projection_channels:
+        projection = keras.Input((*grid, projection_channels), name="projection")
+        inputs.append(projection)
+        projections, pooled = [projection], projection
+        for i, stride in enumerate(strides):
+            pooled = keras.layers.AveragePooling3D(stride, name=f"projection_pool{i}")(pooled)
+            projections.append(pooled)
 
     width = 4 * channels[0]
     temb = TimestepEmbedding(channels[0] * 2, name="t_embedding")(t)
@@ -173,6 +186,8 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
     h = keras.layers.Conv3D(channels[0], 3, padding="same", name="stem")(x_t)
     skips = []
     for i, c in enumerate(channels):
+        if projections:
+            h = keras.layers.Concatenate(name=f"down{i}_projection")([h, projections[i]])
         h = _res_block(h, emb, c, f"down{i}")
         if i == len(channels) - 1 and attention:
             h = _attention(h, heads, "attention")
@@ -181,7 +196,7 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
             h = keras.layers.Conv3D(c, 3, strides=strides[i], padding="same", name=f"down{i}_resample")(h)
     h = _res_block(h, emb, channels[-1], "middle")
     for i in reversed(range(len(channels))):
-        h = keras.layers.Concatenate(name=f"up{i}_concat")([h, skips[i]])
+        h = keras.layers.Concatenate(name=f"up{i}_concat")([h, skips[i], *projections[i:i + 1]])
         h = _res_block(h, emb, channels[i], f"up{i}")
         if i > 0:
             h = keras.layers.UpSampling3D(strides[i - 1], name=f"up{i}_resample")(h)
@@ -189,7 +204,7 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
     h = _norm(channels[0], "out_norm")(h)
     h = keras.layers.Activation(ACTIVATION, name="out_act")(h)
     out = keras.layers.Conv3D(in_channels, 3, padding="same", name="prediction")(h)
-    return keras.Model([x_t, t, condition], out, name=name)
+    return keras.Model(inputs, out, name=name)
 
 
 def level_strides(grid, levels):
@@ -218,8 +233,9 @@ def build_xray_encoder(size, views=VIEWS, filters=16, embed_dim=128, name="xray_
     """Build the default X-ray encoder: each view through its own small 2D CNN, joined to one vector.
 
     Per view: stride-2 3x3 convolutions (width ``filters``, doubling, at most 8x)
-    with group normalization and SiLU until 4x4, global average pooling; the
-    views' vectors are concatenated and a Dense layer gives ``embed_dim``.
+    with group normalization and SiLU until 4x4, flattened (not pooled: where
+    the lungs, heart and body outline lie is the information); the views'
+    vectors are concatenated and a Dense layer gives ``embed_dim``.
     Ours: the paper's encoder is a frozen, pretrained BiomedCLIP (512-d).
 
     Args:
@@ -249,7 +265,7 @@ def build_xray_encoder(size, views=VIEWS, filters=16, embed_dim=128, name="xray_
             h = _norm(width, f"{view}_norm{i}")(h)
             h = keras.layers.Activation(ACTIVATION, name=f"{view}_act{i}")(h)
             side, width, i = (side + 1) // 2, min(width * 2, 8 * filters), i + 1
-        vectors.append(keras.layers.GlobalAveragePooling2D(name=f"{view}_pool")(h))
+        vectors.append(keras.layers.Flatten(name=f"{view}_flatten")(h))
     h = vectors[0] if len(vectors) == 1 else keras.layers.Concatenate(name="views")(vectors)
     out = keras.layers.Dense(embed_dim, name="embedding")(h)
     return keras.Model(inputs, out, name=name)
