@@ -27,6 +27,7 @@ Output folder (``--out DIR``)::
 
 import csv
 import io
+import logging
 import os
 import re
 import time
@@ -59,6 +60,7 @@ def main(args):
     if args.folds is not None:
         args.overrides = [*args.overrides, f"classify.folds={args.folds}"]
     cfg = resolve(args, args.row)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes: one model per fold and input
     if cfg.inputs == "styled":
         raise ConfigError(f"row {cfg.row!r}: styled-input rows are not supported by classify yet; "
                           "choose a row with inputs: mean")

@@ -68,16 +68,16 @@ def build_cnn3d(size, filters=8, levels=None, dropout=0.0, name="cnn3d"):
         name: the model's name.
 
     Returns:
-        a ``keras.Model``: input ``ct`` ``(batch, S, S, S, 1)`` -> ``score`` ``(batch, 1)`` in (0, 1).
+        a ``keras.Model``: input ``{"ct": (batch, S, S, S, 1)}`` -> ``score`` ``(batch, 1)`` in (0, 1).
 
     Example:
         >>> model = build_cnn3d(16, filters=2)
-        >>> tuple(model(keras.ops.zeros((3, 16, 16, 16, 1))).shape)
+        >>> tuple(model({"ct": keras.ops.zeros((3, 16, 16, 16, 1))}).shape)
         (3, 1)
     """
     volume = keras.Input((size, size, size, 1), name="ct")
     features = _tower(volume, 3, filters, _levels(size, levels), "ct")
-    return keras.Model(volume, _head(features, dropout), name=name)
+    return keras.Model({"ct": volume}, _head(features, dropout), name=name)
 
 
 def build_cnn2d(size, filters=8, levels=None, dropout=0.0, name="cnn2d"):
