@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from pipelines.common import add_config_args, claim_run_folder, log, resolve
-from xprospect_tf.errors import ConfigError
+from xprospect_tf.errors import ConfigError, InputError
 from xprospect_tf.files import write_json, write_text
 
 OUTPUTS = ("table3.md", "table3.csv", "predictions.csv", "delong.json", "roc_curves.png", "classification.json")
@@ -68,6 +68,7 @@ def main(args):
         raise ConfigError("--labels goes with --data (a prepared dataset of real cases); "
                           "phantom cohorts carry their own labels")
     given = _given_cohort(cfg, args) if args.data is not None else None  # checked before any work
+    _check_folds(cfg, given[1] if given else _phantom_labels(cfg))
     t0 = time.perf_counter()
     times = {}
     with claim_run_folder(args.out, "classification folder", is_own=_is_classify_folder):
@@ -119,6 +120,24 @@ def _phantom_cohort(cfg, out):
     write_prepared(sources, folder, size=cfg.data.size, window=cfg.data.window, fov_mm=cfg.data.fov_mm,
                    test_count=0, val_fraction=0.0, progress=False)  # the folds split it, not the manifest
     return folder, Manifest.read(folder).labels()
+
+
+def _phantom_labels(cfg):
+    """The phantom cohort's labels, known from the seeds before anything is prepared."""
+    from xprospect_tf.data.prepared import phantom_sources
+
+    findings = _findings(cfg)
+    return {s.case_id: findings.label(s.seed)[0]
+            for s in phantom_sources(cfg.classify.cases, cfg.classify.cases_seed)}
+
+
+def _check_folds(cfg, labels):
+    from xprospect_tf.evaluation.classification import cv_splits
+
+    try:
+        cv_splits(np.array(list(labels.values())), cfg.classify.folds, cfg.classify.fold_seed)
+    except InputError as e:
+        raise InputError(f"{len(labels)} labelled cases, classify.folds = {cfg.classify.folds}: {e}") from None
 
 
 def _given_cohort(cfg, args):

@@ -12,10 +12,13 @@ project's small stand-ins, one convolutional tower implementation for 2D and
   ``(S, S, 1)`` each, separate weights: the views see different anatomy),
   their features concatenated.
 
-Each tower: ``levels`` x (3^d convolution, batch normalization, ReLU, 2^d max
-pooling), then global max and average pooling (a small focal finding shows in
-the max). The head is one sigmoid unit, ``score``: the probability of the
-positive class. Names map to builders in :data:`CLASSIFIERS` (the choices of
+Each tower is a local detector: ``levels`` (default 2) x (3^d convolution,
+batch normalization, ReLU, 2^d max pooling), a 1^d convolution giving features
+per place, and a global max over places (a focal finding shows wherever it
+is). A short receptive field (about 10 voxels) is ours: on a few dozen
+training cases, deeper towers that see the whole chest memorized the anatomy
+of each case (training AUC 1, held-out AUC near 0.6 on 32^3 phantoms). The head
+is one sigmoid unit, ``score``: the probability of the positive class. Names map to builders in :data:`CLASSIFIERS` (the choices of
 ``classify.ct_classifier`` / ``classify.xray_classifier``); each builder's
 ``inputs`` attribute says what it reads (:data:`VOLUME` or :data:`XRAYS`).
 """
@@ -37,15 +40,14 @@ def _tower(x, dims, filters, levels, name):
         x = keras.layers.BatchNormalization(name=f"{name}_norm{i}")(x)
         x = keras.layers.Activation("relu", name=f"{name}_relu{i}")(x)
         x = pool(2, name=f"{name}_pool{i}")(x)
+    x = conv(width, 1, name=f"{name}_local")(x)  # per-place features of a local detector
     gmax = keras.layers.GlobalMaxPooling3D if dims == 3 else keras.layers.GlobalMaxPooling2D
-    gavg = keras.layers.GlobalAveragePooling3D if dims == 3 else keras.layers.GlobalAveragePooling2D
-    return keras.layers.Concatenate(name=f"{name}_features")([gmax(name=f"{name}_max")(x),
-                                                               gavg(name=f"{name}_mean")(x)])
+    return gmax(name=f"{name}_max")(x)
 
 
 def _levels(size, levels):
     if levels is None:
-        levels = max(1, int(math.log2(size)) - 2)  # down to 4 voxels a side
+        levels = max(1, min(2, int(math.log2(size)) - 2))  # a local receptive field (see the module)
     if size < 2**levels:
         raise ValueError(f"size {size} is too small for {levels} pooling levels")
     return int(levels)
@@ -63,7 +65,7 @@ def build_cnn3d(size, filters=8, levels=None, dropout=0.0, name="cnn3d"):
     Args:
         size: cube side ``S`` of the volume (at least ``2**levels``).
         filters: channels of the first level (doubling per level, at most 4x).
-        levels: convolution + pooling levels (default ``log2(S) - 2``).
+        levels: convolution + pooling levels (default ``min(2, log2(S) - 2)``).
         dropout: dropout rate before the output unit.
         name: the model's name.
 
