@@ -26,7 +26,8 @@ from xprospect_tf.evaluation import roc
 
 TINY = ["--set", "size=16", "--set", "data.count=6", "--set", "data.test_count=2",
         "--set", "classify.cases=18", "--set", "classify.classifier_epochs=1",
-        "--set", "classify.classifier_filters=2", "--set", "classify.classifier_batch_size=6", "--folds", "3"]
+        "--set", "classify.classifier_filters=2", "--set", "classify.classifier_batch_size=6", "--folds", "3",
+        "--eager"]
 ROW = ["--row", "Mean volume"]
 COLUMNS = {"CT": "score_ct", "X-ray": "score_xray", "Generated CT": "score_generated_ct"}
 
