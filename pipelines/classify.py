@@ -20,7 +20,8 @@ Output folder (``--out DIR``)::
     delong.json               DeLong's test: generated CT vs X-ray, CT vs X-ray, CT vs generated CT
     roc_curves.png            the three ROC curves (pooled out-of-fold scores)
     classification.json       settings, per-fold thresholds and AUCs, the summaries, times
-    data/                     the labelled phantom cohort (without --data)
+    data/                     the labelled phantom cohort (without --data, when data.source is phantom;
+                              else --data or data.source is the cohort, labelled by --labels)
     generator/, generator-data/               the 'disjoint' generator's run and phantoms
     generator-fold-K/, generator-fold-K-data/ the 'per-fold' generators and their splits
 """
@@ -52,7 +53,7 @@ def register(sub):
                         "the labels of a phantom dataset prepared with --findings)")
     p.add_argument("--folds", type=int, default=None, metavar="K",
                    help="cross-validation folds (default: classify.folds, 6)")
-    add_config_args(p)
+    add_config_args(p)  # --data: the labelled cohort (default: data.source, or classify.cases phantoms)
     p.set_defaults(func=main)
 
 
@@ -64,6 +65,8 @@ def main(args):
     if cfg.inputs == "styled":
         raise ConfigError(f"row {cfg.row!r}: styled-input rows are not supported by classify yet; "
                           "choose a row with inputs: mean")
+    if args.data is None and cfg.data.source != "phantom":  # e.g. the paper preset's prepared dataset
+        args.data = cfg.data.source
     if args.labels is not None and args.data is None:
         raise ConfigError("--labels goes with --data (a prepared dataset of real cases); "
                           "phantom cohorts carry their own labels")
