@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads (i
 from xprospect_tf.errors import XprospectError  # noqa: E402
 
 # Workflow modules, in the order their commands appear in --help.
-WORKFLOWS = ("data", "train", "table1", "style", "export", "predict", "bench")
+WORKFLOWS = ("data", "train", "table1", "classify", "style", "export", "predict", "bench")
 
 
 def build_parser():

@@ -81,7 +81,9 @@ def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
 
 def comparable(config):
     """A run's config as plain JSON data, without the settings the row does not
-    use (``style`` for rows that are not trained on styled inputs). A run of a
+    use (``style`` for rows that are not trained on styled inputs; ``classify``, which
+    no training reads: the classification cohort's finding settings are checked
+    on its prepared datasets). A run of a
     version before validation splits reads as ``data.val_fraction = 0`` (it
     trained on every non-test case): reused under that setting, retrained under another."""
     import json
@@ -89,6 +91,7 @@ def comparable(config):
     config = json.loads(json.dumps(config.to_dict() if isinstance(config, RunConfig) else config))
     if config.get("inputs") != "styled":
         config.pop("style", None)
+    config.pop("classify", None)
     if isinstance(config.get("data"), dict):
         config["data"].setdefault("val_fraction", 0.0)
     return config

@@ -25,6 +25,14 @@ def register(subparsers):
     p = sub.add_parser("phantoms", help="prepare a dataset of synthetic chest phantoms")
     p.add_argument("--count", type=int, default=100, help="number of cases (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="phantom seed (default: 0)")
+    p.add_argument("--findings", action="store_true",
+                   help="draw each phantom's finding (a lung nodule in about half of them) and record a "
+                        "0/1 label per case in the manifest (for xprospect classify)")
+    p.add_argument("--nodule-radius", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"),
+                   help="with --findings: range of the nodule radius in mm (default: 5 12)")
+    p.add_argument("--nodule-contrast", type=float, default=None, metavar="HU",
+                   help="with --findings: the nodule's HU above the lung's -850 HU (default: 880, a "
+                        "solid nodule at 30 HU); smaller is harder to see")
     _add_prepare_args(p)
     p.set_defaults(func=run_phantoms)
 
@@ -119,9 +127,15 @@ def _has_cases(folder):
 
 def run_phantoms(args):
     """``xprospect data phantoms``."""
-    from xprospect_tf.data.prepared import phantom_sources
+    from xprospect_tf.data.prepared import PhantomFindings, phantom_sources
+    from xprospect_tf.errors import ConfigError
 
-    return _prepare(phantom_sources(args.count, args.seed), args)
+    findings = None
+    if args.findings:
+        findings = PhantomFindings(args.nodule_radius, args.nodule_contrast)
+    elif args.nodule_radius is not None or args.nodule_contrast is not None:
+        raise ConfigError("--nodule-radius and --nodule-contrast set the finding's difficulty: add --findings")
+    return _prepare(phantom_sources(args.count, args.seed, findings), args)
 
 
 def run_prepare(args):

@@ -46,7 +46,7 @@ from xprospect_tf.checks import (
 )
 from xprospect_tf.errors import ConfigError
 
-SECTIONS = ("data", "model", "train", "style", "diffusion")
+SECTIONS = ("data", "model", "train", "style", "diffusion", "classify")
 
 
 def setting(default, doc, *, choices=None, check=None, above=None, at_least=None, at_most=None,
@@ -327,6 +327,77 @@ class DiffusionConfig:
         "fine-tuning on LIDC); null: every weight trains", check=check_positive_int)
 
 
+# -- the classification protocol (issue #12; X-ray2CTPA's Table 3) ------------------
+
+
+def _volume_classifiers():
+    from xprospect_tf.models.classifiers import VOLUME, classifiers_for
+
+    return classifiers_for(VOLUME)
+
+
+def _xray_classifiers():
+    from xprospect_tf.models.classifiers import XRAYS, classifiers_for
+
+    return classifiers_for(XRAYS)
+
+
+GENERATOR_PROTOCOLS = ("disjoint", "per-fold")
+"""How ``xprospect classify`` keeps every generated CT from a generator that never saw its case."""
+
+
+def _generator_protocols():
+    return GENERATOR_PROTOCOLS
+
+
+def _check_nodule_radius(value, name):
+    from xprospect_tf.data.phantom import check_nodule_radius
+
+    return check_nodule_radius(value, name)
+
+
+def _check_nodule_contrast(value, name):
+    from xprospect_tf.data.phantom import check_nodule_contrast
+
+    return check_nodule_contrast(value, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifyConfig:
+    """``xprospect classify``: does the generated CT help a diagnosis? (X-ray2CTPA, Table 3).
+
+    The paper: six stratified folds, DeLong CIs, Youden thresholds on the
+    validation split, a DenseNet3D-121 on CT latents and a RadImageNet
+    ResNet-50 on the X-rays. Ours: the small classifiers, their training
+    settings, the labelled phantom cohort and its finding difficulty, and how
+    the generated CTs are kept out of sample (``generator``).
+    """
+
+    folds: int = setting(6, "stratified cross-validation folds (the paper: 6); fold i tests, fold i+1 "
+                         "validates (Youden threshold), the rest trains", at_least=3)
+    fold_seed: int = setting(0, "seed of the folds and of the classifiers' weights", at_least=0)
+    cases: int = setting(120, "labelled phantom cases of the cohort (ignored with --data)",
+                         check=check_positive_int)
+    cases_seed: int = setting(1, "dataset seed of the cohort's phantoms (must differ from data.phantom_seed, "
+                              "whose phantoms train the 'disjoint' generator)", at_least=0)
+    nodule_radius_mm: typing.Tuple[float, float] = setting(
+        (5.0, 12.0), "range of the phantoms' nodule radius in mm (the finding's size)", check=_check_nodule_radius)
+    nodule_contrast_hu: float = setting(880.0, "the nodule's HU above the lung's -850 HU (880: a solid nodule "
+                                        "at 30 HU); lower is harder to see", check=_check_nodule_contrast)
+    generator: str = setting(
+        "disjoint", "'disjoint': the row is trained once on data.count phantoms none of which is in the "
+        "cohort; 'per-fold': trained again on each fold's training cases (needed for a real dataset)",
+        choices=_generator_protocols)
+    ct_classifier: str = setting("cnn3d", "classifier of the real and the generated CT (the paper: "
+                                 "DenseNet3D-121)", choices=_volume_classifiers)
+    xray_classifier: str = setting("cnn2d", "classifier of the X-ray pair (the paper: RadImageNet ResNet-50)",
+                                   choices=_xray_classifiers)
+    classifier_filters: int = setting(8, "first-level channels of the classifiers", check=check_positive_int)
+    classifier_epochs: int = setting(30, "training epochs of each classifier", check=check_positive_int)
+    classifier_batch_size: int = setting(8, "batch size of the classifiers", check=check_positive_int)
+    classifier_learning_rate: float = setting(1e-3, "Adam learning rate of the classifiers", above=0.0)
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class RunConfig:
     """A fully resolved experiment: one Table 1 row under one preset."""
@@ -341,6 +412,7 @@ class RunConfig:
     train: TrainConfig
     style: StyleConfig = StyleConfig()
     diffusion: DiffusionConfig = DiffusionConfig()
+    classify: ClassifyConfig = ClassifyConfig()
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -367,6 +439,7 @@ class RunConfig:
             train=_build(TrainConfig, d["train"], where),
             style=_build(StyleConfig, _with_current_names("style", d.get("style", {})), where),
             diffusion=_build(DiffusionConfig, d.get("diffusion", {}), where),
+            classify=_build(ClassifyConfig, d.get("classify", {}), where),
         )
 
 
@@ -423,6 +496,7 @@ class Experiments:
             train=_build(TrainConfig, merged["train"]),
             style=_build(StyleConfig, merged["style"]),
             diffusion=_build(DiffusionConfig, merged["diffusion"]),
+            classify=_build(ClassifyConfig, merged["classify"]),
         )
         return check_run(config, where=f"{self.path}: row {row!r} (preset {preset!r})")
 
@@ -459,6 +533,7 @@ def check_run(config, where="config"):
             check_style_size(data.size, "data.size")
         if data.source == "phantom":
             _check_phantom_split(data)
+        _check_classify(config)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
     return config
@@ -479,6 +554,15 @@ def _check_phantom_split(data):
             f"data.val_fraction = {data.val_fraction} with data.count = {data.count} phantoms "
             f"({n_test} test) leaves {n_train} training and {n_val} validation case(s); use more "
             "phantoms (count), another val_fraction, or val_fraction = 0 for no validation split")
+
+
+def _check_classify(config):
+    """The 'disjoint' generator trains on phantoms of data.phantom_seed: the cohort needs another seed."""
+    c = config.classify
+    if c.generator == "disjoint" and c.cases_seed == config.data.phantom_seed:
+        raise ConfigError(
+            f"classify.cases_seed = {c.cases_seed} equals data.phantom_seed: the 'disjoint' generator would "
+            "be trained on the classification cases; use another classify.cases_seed")
 
 
 def with_settings(config, values, where=None):
@@ -599,7 +683,7 @@ def load_experiments(path=None):
 # -- validation ----------------------------------------------------------------
 
 _SCHEMA = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "style": StyleConfig,
-           "diffusion": DiffusionConfig}
+           "diffusion": DiffusionConfig, "classify": ClassifyConfig}
 _SECTION_OF = {cls: name for name, cls in _SCHEMA.items()}
 RENAMED = {"style.domain_b_count": "style.count"}  # old key -> its setting's name now
 

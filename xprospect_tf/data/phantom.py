@@ -66,6 +66,10 @@ LABEL_HU = {
 }
 
 _L = LABELS
+DEFAULT_NODULE_RADIUS_MM = (5.0, 12.0)
+"""Range (mm) the nodule radius of a seed is drawn from (uniformly)."""
+DEFAULT_NODULE_CONTRAST_HU = LABEL_HU["nodule"] - LABEL_HU["lung"]
+"""The nodule's HU above the lung parenchyma's nominal -850 HU: 880, a solid nodule at 30 HU."""
 _HU_LUT = np.array([LABEL_HU[name] for name in sorted(LABELS, key=LABELS.get)], np.float32)
 _NOISE_HU = 15.0
 _TEXTURE_HU = 25.0
@@ -248,15 +252,19 @@ def _grow(segments, start, direction, length, radius, depth, rng):
 # Findings
 
 
-def phantom_findings(seed):
+def phantom_findings(seed, nodule_radius_mm=DEFAULT_NODULE_RADIUS_MM):
     """The labelled finding of phantom ``seed`` (drawn with ``findings=True``).
 
     About half the seeds carry one solid lung nodule. The result does not
     depend on the grid size or field of view, so downstream classification can
-    read the label without regenerating the volume.
+    read the label without regenerating the volume. Whether a seed has a nodule
+    does not depend on ``nodule_radius_mm`` either (only its size and place do),
+    so a harder or easier variant of a dataset keeps its labels.
 
     Args:
         seed: the phantom seed (non-negative int).
+        nodule_radius_mm: ``(low, high)`` range of the nodule radius in mm
+            (default 5-12 mm), as given to :func:`chest_phantom`.
 
     Returns:
         ``{"nodule": bool, "nodule_center_mm": (z, x, y) or None,
@@ -267,10 +275,13 @@ def phantom_findings(seed):
     Example:
         >>> phantom_findings(3)["nodule"] in (True, False)
         True
+        >>> phantom_findings(3, nodule_radius_mm=(20.0, 20.0))["nodule_radius_mm"]
+        20.0
     """
     seed = _check_seed(seed)
+    radius_range = check_nodule_radius(nodule_radius_mm)
     p = _anatomy(seed)
-    centre, radius = _nodule_anatomy(p, seed)
+    centre, radius = _nodule_anatomy(p, seed, radius_range)
     if centre is None:
         return {"nodule": False, "nodule_center_mm": None, "nodule_radius_mm": None}
     c, s = _rotation(p)
@@ -280,11 +291,41 @@ def phantom_findings(seed):
             "nodule_radius_mm": radius}
 
 
-def _nodule_anatomy(p, seed):
+def check_nodule_radius(value, name="nodule radius"):
+    """``value`` as a ``(low, high)`` float pair with ``1 <= low <= high <= 30`` mm, else ConfigError.
+
+    Example:
+        >>> check_nodule_radius([3, 6])
+        (3.0, 6.0)
+    """
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} = {value!r}: give a range [low, high] in mm, e.g. [5, 12]") from None
+    if not (1.0 <= low <= high <= 30.0):
+        raise ConfigError(f"{name} = {value!r}: use 1 <= low <= high <= 30 mm (a lung nodule), e.g. [5, 12]")
+    return low, high
+
+
+def check_nodule_contrast(value, name="nodule contrast"):
+    """``value`` (HU above the lung's -850 HU) as a float in (0, 2000], else ConfigError.
+
+    Example:
+        >>> check_nodule_contrast(300)
+        300.0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 2000.0:
+        raise ConfigError(f"{name} = {value!r}: use a number of HU in (0, 2000] above the lung's "
+                          f"{LABEL_HU['lung']:g} HU (the default {DEFAULT_NODULE_CONTRAST_HU:g}: a solid "
+                          "nodule at 30 HU)")
+    return float(value)
+
+
+def _nodule_anatomy(p, seed, radius_range=DEFAULT_NODULE_RADIUS_MM):
     """``(centre, radius)`` of the seed's nodule in the anatomy frame, or ``(None, None)``."""
     rng = np.random.default_rng([seed, 3])
     present = bool(rng.random() < 0.5)
-    radius = float(rng.uniform(5.0, 12.0))
+    radius = float(rng.uniform(*radius_range))
     if not present:
         return None, None
     return _nodule_centre(p, radius, rng), radius
@@ -569,21 +610,26 @@ def _vessels(p, g, seed, labels, hu):
         _blend(hu, labels, sl, _tube_fraction(d, r, g.step), "vessel", where=lung)
 
 
-def _nodule(p, g, seed, labels, hu):
-    """Partial-volume solid nodule (if the seed has one, see :func:`phantom_findings`)."""
-    centre, r = _nodule_anatomy(p, seed)
+def _nodule(p, g, seed, labels, hu, radius_range, contrast_hu):
+    """Partial-volume solid nodule (if the seed has one, see :func:`phantom_findings`)
+    at ``contrast_hu`` above the lung's nominal HU."""
+    centre, r = _nodule_anatomy(p, seed, radius_range)
     if centre is None:
         return
     sl, z, x, y = g.box(centre - r - g.step, centre + r + g.step)
     d = np.sqrt((z - centre[0]) ** 2 + (x - centre[1]) ** 2 + (y - centre[2]) ** 2)
-    _blend(hu, labels, sl, np.clip((r - d) / g.step + 0.5, 0.0, 1.0), "nodule")
+    frac = np.clip((r - d) / g.step + 0.5, 0.0, 1.0)
+    target = LABEL_HU["lung"] + contrast_hu  # the default contrast gives LABEL_HU["nodule"] exactly
+    hu[sl] += frac * (target - hu[sl])
+    labels[sl][frac >= 0.5] = _L["nodule"]
 
 
 # ---------------------------------------------------------------------------
 # Public API
 
 
-def chest_phantom(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False):
+def chest_phantom(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False,
+                  nodule_radius_mm=DEFAULT_NODULE_RADIUS_MM, nodule_contrast_hu=DEFAULT_NODULE_CONTRAST_HU):
     """A synthetic chest CT: HU volume and label map in canonical ``(z, x, y)`` order.
 
     The embedded default data source (no download). Anatomy is defined in mm,
@@ -595,6 +641,11 @@ def chest_phantom(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False):
         seed: non-negative int; anatomy, texture and noise are deterministic per seed.
         fov_mm: cube side in mm (> 0).
         findings: draw the seed's finding (see :func:`phantom_findings`).
+        nodule_radius_mm: ``(low, high)`` range (mm) the nodule radius is drawn
+            from; smaller nodules are harder to see (only with ``findings``).
+        nodule_contrast_hu: the nodule's HU above the lung's nominal -850 HU
+            (default 880: a solid nodule at 30 HU); lower is harder to see.
+            Without ``findings`` neither setting changes the volume.
 
     Returns:
         ``(hu, labels)``: float32 ``(size, size, size)`` HU volume (air -1000
@@ -606,6 +657,8 @@ def chest_phantom(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False):
         ((32, 32, 32), dtype('uint8'))
     """
     size, seed, fov_mm = _check_args(size, seed, fov_mm)
+    radius_range = check_nodule_radius(nodule_radius_mm)
+    contrast_hu = check_nodule_contrast(nodule_contrast_hu)
     p = _anatomy(seed)
     g = _Grid(size, fov_mm, p)
     labels = np.zeros((size, size, size), np.uint8)
@@ -623,18 +676,20 @@ def chest_phantom(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False):
     _ribs_and_scapulae(p, g, labels, hu)
     _vessels(p, g, seed, labels, hu)
     if findings:
-        _nodule(p, g, seed, labels, hu)
+        _nodule(p, g, seed, labels, hu, radius_range, contrast_hu)
     logger.debug("chest phantom seed=%d size=%d fov=%.0f mm: %s", seed, size, fov_mm, p)
     noise = np.random.default_rng([seed, 4]).standard_normal(hu.shape, dtype=np.float32)
     hu += body * (_NOISE_HU * noise)
     return hu, labels
 
 
-def phantom_volume(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False):
+def phantom_volume(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False,
+                   nodule_radius_mm=DEFAULT_NODULE_RADIUS_MM, nodule_contrast_hu=DEFAULT_NODULE_CONTRAST_HU):
     """The phantom as a :class:`~xprospect_tf.data.volume.Volume` centred at world 0.
 
     Args:
-        size, seed, fov_mm, findings: as in :func:`chest_phantom`.
+        size, seed, fov_mm, findings, nodule_radius_mm, nodule_contrast_hu: as in
+            :func:`chest_phantom`.
 
     Returns:
         ``Volume`` with spacing ``(fov_mm / size,) * 3``, an origin that puts the
@@ -646,7 +701,7 @@ def phantom_volume(size=128, seed=0, fov_mm=DEFAULT_FOV_MM, findings=False):
     """
     from xprospect_tf.data.volume import Volume
 
-    hu, _ = chest_phantom(size, seed, fov_mm, findings)
+    hu, _ = chest_phantom(size, seed, fov_mm, findings, nodule_radius_mm, nodule_contrast_hu)
     step = float(fov_mm) / int(size)
     centre = step * (int(size) - 1) / 2.0
     return Volume(hu, (step,) * 3, (centre, centre, centre), source=f"phantom:{seed}")

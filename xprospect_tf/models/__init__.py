@@ -1,4 +1,4 @@
-"""Model builders: reconstruction (Dense-64/512, ProjInj), CycleGAN, diffusion.
+"""Model builders: reconstruction (Dense-64/512, ProjInj), CycleGAN, diffusion, classifiers.
 
 Names are imported lazily so that importing the package does not import Keras.
 """
@@ -13,6 +13,8 @@ _EXPORTS = {
     "BASELINES": "baselines",
     "build_baseline": "baselines",
     "mean_volume": "baselines",
+    "CLASSIFIERS": "classifiers",
+    "build_classifier": "classifiers",
     "CycleGAN": "cyclegan",
     "make_cyclegan": "cyclegan",
     "compile_cyclegan": "cyclegan",

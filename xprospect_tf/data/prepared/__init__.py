@@ -24,7 +24,13 @@ from xprospect_tf.data.prepared.pipeline import (
     load_prepared,
 )
 from xprospect_tf.data.prepared.records import BASE_FIELDS, CT_LEVELS, RESERVED_FIELDS, case_arrays
-from xprospect_tf.data.prepared.sources import VOLUME_SUFFIXES, PhantomSource, expand_sources, phantom_sources
+from xprospect_tf.data.prepared.sources import (
+    VOLUME_SUFFIXES,
+    PhantomFindings,
+    PhantomSource,
+    expand_sources,
+    phantom_sources,
+)
 from xprospect_tf.data.prepared.writer import (
     PrepareTask,
     add_case_fields,
@@ -38,7 +44,7 @@ from xprospect_tf.data.prepared.writer import (
 
 __all__ = [
     "BASE_FIELDS", "CASES_DIR", "CT_LEVELS", "FORMAT_VERSION", "INPUT_FIELDS", "MANIFEST",
-    "RESERVED_FIELDS", "SHUFFLE_BUFFER", "batches_per_epoch", "epoch_seed", "SPLITS", "VOLUME_SUFFIXES", "Manifest", "PhantomSource",
+    "RESERVED_FIELDS", "SHUFFLE_BUFFER", "batches_per_epoch", "epoch_seed", "SPLITS", "VOLUME_SUFFIXES", "Manifest", "PhantomFindings", "PhantomSource",
     "PrepareTask", "add_case_fields", "assign_splits", "case_arrays", "divide_train_val", "expand_sources",
     "is_prepared_dataset", "load_case", "load_prepared", "phantom_sources", "read_manifest", "split_prepared",
     "split_sizes", "write_case", "write_prepared",

@@ -6,8 +6,12 @@ to know the JSON layout::
     {"format_version": 1, "size": 128, "window": [-1000.0, 1000.0], "fov_mm": 400.0,
      "spacing_mm": 3.125, "split_seed": 0, "val_fraction": 0.2, "complete": true,
      "cases": [{"id", "source", "original_spacing", "original_shape", "file",
-                "fields", "split"}, ...],
-     "failed": [{"source", "reason"}, ...]}
+                "fields", "split", ["label", "finding"]}, ...],
+     "failed": [{"source", "reason"}, ...], ["findings": {...}]}
+
+Phantoms prepared with findings (``xprospect data phantoms --findings``) carry a
+0/1 ``label`` (1: a lung nodule) and the ``finding`` per case, and the finding
+settings under ``findings``; :meth:`Manifest.labels` reads the labels.
 
 A case's ``split`` is ``train``, ``val`` or ``test``. A manifest written before
 validation splits existed has no ``val_fraction`` and no ``val`` case: it reads
@@ -177,6 +181,32 @@ class Manifest:
                 f"{tuple(fields)}; run the style-transfer workflow (xprospect style) on this dataset first"
             )
         return cases
+
+    @property
+    def findings(self):
+        """The finding settings the phantoms were drawn with (a dict), or None."""
+        return self.extra.get("findings")
+
+    def labels(self, split=ALL):
+        """``{case_id: 0/1}`` of the cases of ``split`` (1: positive, e.g. a nodule).
+
+        Raises:
+            InputError: a case has no label (the dataset was not prepared with
+                findings): the message says to pass a labels CSV.
+
+        Example:
+            >>> Manifest("data/ds", 16, cases=[{"id": "a", "label": 1}, {"id": "b", "label": 0}]).labels()
+            {'a': 1, 'b': 0}
+        """
+        _check_split(split)
+        cases = [c for c in self.cases if split == ALL or c.get("split") == split]
+        lacking = [c["id"] for c in cases if c.get("label") not in (0, 1)]
+        if lacking:
+            raise InputError(
+                f"{self.path}: {len(lacking)} of {len(cases)} case(s) have no 0/1 label (e.g. {lacking[0]}); "
+                "prepare phantoms with findings (xprospect data phantoms --findings) or give the labels "
+                "as a CSV with columns case_id,label (--labels)")
+        return {c["id"]: int(c["label"]) for c in sorted(cases, key=lambda c: c["id"])}
 
     def case(self, case_id):
         """The entry of case ``case_id``; InputError naming the dataset if there is none."""

@@ -13,7 +13,7 @@ import numpy as np
 from xprospect_tf.checks import DEFAULT_FOV_MM, DEFAULT_VAL_FRACTION, DEFAULT_WINDOW
 from xprospect_tf.data.prepared.manifest import CASES_DIR, MANIFEST, Manifest
 from xprospect_tf.data.prepared.records import add_fields, case_arrays, encode_example, read_record, write_record
-from xprospect_tf.data.prepared.sources import expand_sources, load_source
+from xprospect_tf.data.prepared.sources import expand_sources, findings_settings, load_source, source_label
 from xprospect_tf.errors import ConfigError, XprospectError
 from xprospect_tf.outputs import folder_lock
 
@@ -96,6 +96,7 @@ def prepare_case(task):
         volume = load_source(task.source, task.size, task.fov_mm, task.series, task.check_hu)
         entry = write_case(task.out_dir, task.case_id, volume, task.size, task.window, task.fov_mm)
         entry["source"] = str(task.source)
+        entry.update(source_label(task.source))
         return PrepareResult(task.case_id, entry, None, time.perf_counter() - t0)
     except XprospectError as e:
         reason = str(e)
@@ -240,6 +241,9 @@ def write_prepared(sources, out_dir, size, window=DEFAULT_WINDOW, fov_mm=DEFAULT
             f"test_count={test_count} leaves no training case among {len(candidates)} sources (--test-count)"
         )
     _check_split_sizes(len(candidates), test_fraction, test_count, val_fraction, "sources")
+    findings = findings_settings(s for _, s in candidates)
+    if findings is not None:
+        manifest.extra["findings"] = findings
     with folder_lock(manifest.path):  # one writer at a time: the manifest is read, changed and saved
         for entry in _reusable_entries(manifest, {c for c, _ in candidates}):
             manifest.put(entry)
@@ -388,6 +392,9 @@ def _reusable_entries(manifest, case_ids):
     old = Manifest.read(manifest.path)
     old.check_matches(manifest.size, manifest.window, manifest.fov_mm,
                       fix="use a new --out folder for different settings")
+    if old.findings != manifest.findings:
+        raise ConfigError(f"{manifest.path}: prepared with findings={old.findings}, not "
+                          f"findings={manifest.findings}; use a new --out folder for different settings")
     kept = [e for e in old.cases if e["id"] in case_ids and os.path.exists(os.path.join(old.path, e["file"]))]
     dropped = len(old.cases) - len(kept)
     if dropped:
