@@ -310,6 +310,11 @@ class DiffusionConfig:
                                         "0: off", at_least=0.0)
     discriminator_filters: int = setting(16, "first width of the 4-layer 3D discriminator; ours",
                                          check=check_positive_int)
+    classification_weight: float = setting(
+        0.0, "weight of the classification term (the paper's lambda_3: 0.08); needs labelled cases "
+        "(xprospect data phantoms --findings); 0: off", at_least=0.0)
+    classifier_filters: int = setting(8, "first width of the 3D classifier of the classification term; ours",
+                                      check=check_positive_int)
     latent: bool = setting(False, "latent mode: the diffusion runs on the stacked latents of a 2D slice "
                            "autoencoder (compression 8 in-plane, as the paper's frozen VAE); trained "
                            "first on the row's training slices (ours); false: pixel space")

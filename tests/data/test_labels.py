@@ -134,3 +134,18 @@ def test_csv_errors_name_the_file_and_the_problem(tmp_path, text, ids, message):
 def test_csv_path_that_is_a_folder(tmp_path):
     with pytest.raises(InputError, match="is a folder"):
         read_labels_csv(str(tmp_path))
+
+
+def test_load_prepared_attaches_each_cases_label(tmp_path):
+    from xprospect_tf.data.prepared import load_prepared, read_manifest, write_prepared
+
+    folder = str(tmp_path / "ds")
+    write_prepared("phantom:4", folder, size=8, test_count=1, val_fraction=0, workers=1, progress=False)
+    ids = read_manifest(folder).ids("train")
+    labels = {case_id: i % 2 for i, case_id in enumerate(ids)}
+    got = [(x[2], case_id) for x, _, case_id in
+           load_prepared(folder, "train", with_ids=True, labels=labels).as_numpy_iterator()]
+    assert [float(label) for label, _ in got] == [float(labels[c.decode()]) for _, c in got]
+    unlabelled = {ids[0]: 1}
+    got = [float(x[2]) for x, _ in load_prepared(folder, "train", labels=unlabelled).as_numpy_iterator()]
+    assert sorted(got) == sorted([1.0] + [-1.0] * (len(ids) - 1))

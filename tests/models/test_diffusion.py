@@ -281,3 +281,27 @@ def test_projection_injection_feeds_the_smeared_xrays_on_the_denoisers_grid(rng)
     assert np.abs(np.asarray(model.ddim(x4, noise)) - model.sample(x4, eta=0.0, noise=noise)).mean() < 1e-4
     latent = tiny_model(projection_injection=True, latent_channels=2, autoencoder_filters=4, channels=(4,))
     assert np.asarray(latent.projections(x)).shape == (2, S, 1, 1, 2)  # pooled in-plane to the latent grid
+
+
+def test_the_classification_term_reaches_each_network_only_through_its_own_loss(rng):
+    tf = pytest.importorskip("tensorflow")
+    model = tiny_model(classification_weight=0.08, classifier_filters=2)
+    x0 = tf.random.uniform((2, S, S, S, 1), -1, 1)
+    x0_hat = tf.Variable(tf.random.uniform((2, S, S, S, 1), -1, 1))
+    clf_vars = model.classifier.trainable_variables
+    with tf.GradientTape(persistent=True) as tape:
+        classification, classifier = model._classification_terms(x0, x0_hat, tf.constant([0.0, 1.0]))
+    assert all(g is None or not np.any(g) for g in tape.gradient(classification, clf_vars))
+    assert np.any(tape.gradient(classification, x0_hat))
+    assert any(g is not None and np.any(g) for g in tape.gradient(classifier, clf_vars))
+    assert tape.gradient(classifier, x0_hat) is None
+    y = rng.random((4, S, S, S, 1)).astype("float32")
+    x = xrays(rng, 4)
+    labels = np.array([0, 1, 0, 1], "float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), run_eagerly=True)
+    history = model.fit((x["frontal"], x["lateral"], labels), y, batch_size=4, epochs=1, verbose=0).history
+    assert {"classification", "classifier"} <= set(history)
+    from xprospect_tf.errors import InputError
+
+    with pytest.raises(InputError, match="label"):
+        model.fit((x["frontal"], x["lateral"]), y, batch_size=4, epochs=1, verbose=0)

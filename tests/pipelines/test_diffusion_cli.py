@@ -132,3 +132,9 @@ def test_a_latent_mode_run_trains_its_autoencoder_first_and_predicts(phantom_dat
     assert main(["predict", out, "--frontal", paths["ap"], "--lateral", paths["lateral"],
                  "--out", str(tmp_path / "ct.nii.gz"), "--steps", "2"]) == 0
     assert nib.load(str(tmp_path / "ct.nii.gz")).shape == (16, 16, 16)
+
+
+def test_the_classification_term_needs_a_labelled_dataset(phantom_dataset, tmp_path, capsys):
+    assert main(["train", "--row", "Diffusion-Frontal", "--out", str(tmp_path / "cls"), "--data", phantom_dataset,
+                 *DIFFUSION_TINY, "--set", "diffusion.classification_weight=0.08"]) == 2
+    assert "--findings" in capsys.readouterr().err

@@ -195,6 +195,7 @@ def fit_row(cfg, run_dir, data_dir):
         fit_slice_autoencoder(model, cfg, data_dir)
     initial_epoch = backup.restore(model)
     steps = cfg.train.steps_per_epoch or batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
+    labels = manifest.labels() if diffusion and cfg.diffusion.classification_weight else None
     for stage in training_stages(cfg):
         if stage.end <= initial_epoch:
             continue
@@ -206,8 +207,8 @@ def fit_row(cfg, run_dir, data_dir):
         per_pass = batches_per_epoch(data_dir, "train", batch, inputs=stage.inputs)
         first_pass, skip = divmod(first * steps, per_pass)  # epochs may not be whole passes
         train = load_prepared(data_dir, "train", inputs=stage.inputs, batch_size=batch, shuffle=True,
-                              seed=cfg.train.seed, cache=True, epoch=first_pass)
-        val = (load_prepared(data_dir, "val", inputs=stage.inputs, batch_size=batch, cache=True)
+                              seed=cfg.train.seed, cache=True, epoch=first_pass, labels=labels)
+        val = (load_prepared(data_dir, "val", inputs=stage.inputs, batch_size=batch, cache=True, labels=labels)
                if validate else None)
         model.fit(
             train.skip(skip) if skip else train, epochs=stage.end, initial_epoch=first,

@@ -14,7 +14,7 @@ _EPOCH_GRAPH_SEED = 20240611  # any constant: the graph-level seed of the epoch 
 
 
 def load_prepared(path, split="train", inputs="mean", batch_size=None, shuffle=False, seed=0,
-                  cache=False, repeat=False, prefetch=True, with_ids=False, epoch=None):
+                  cache=False, repeat=False, prefetch=True, with_ids=False, epoch=None, labels=None):
     """A tf.data pipeline over a prepared dataset: ``((ap, lateral), ct)`` per case.
 
     Order: shuffle file names -> read -> ``map`` (parallel decode) -> ``cache`` ->
@@ -43,6 +43,9 @@ def load_prepared(path, split="train", inputs="mean", batch_size=None, shuffle=F
         cache: ``True`` caches decoded cases in memory; a string caches to that file.
         repeat: repeat forever.
         prefetch: prefetch ``AUTOTUNE`` elements.
+        labels: ``{case_id: 0/1}`` (e.g. ``Manifest.labels()``): the inputs become
+            ``(ap, lateral, label)`` (a float32 scalar per case; a case missing
+            from ``labels`` gets -1), for losses that read a case's label.
         with_ids: also yield the case id (bytes): ``((ap, lateral), ct, case_id)``;
             for evaluation, not ``fit`` (Keras would read it as sample weights).
         epoch: ``None`` (one pass per iteration, reshuffled at each iteration
@@ -73,11 +76,20 @@ def load_prepared(path, split="train", inputs="mean", batch_size=None, shuffle=F
         raise ConfigError(f"inputs={inputs!r}: choose one of {tuple(INPUT_FIELDS)}")
     xray_names = INPUT_FIELDS[inputs]
     cases = manifest.entries(split, fields=xray_names)
-    names = xray_names + ("ct",) + (("case_id",) if with_ids else ())
+    names = xray_names + ("ct",) + (("case_id",) if with_ids or labels is not None else ())
+    table = None
+    if labels is not None:
+        keys = sorted(labels)
+        table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(keys or [""], tf.string),
+                                                tf.constant([float(labels[k]) for k in keys] or [-1.0], tf.float32)),
+            default_value=-1.0)
 
     def to_element(record):
         f = parse_record(record, manifest.size, names)
         x = (f[xray_names[0]], f[xray_names[1]])
+        if table is not None:
+            x = x + (table.lookup(f["case_id"]),)
         return (x, f["ct"], f["case_id"]) if with_ids else (x, f["ct"])
 
     files = [manifest.file(c) for c in cases]

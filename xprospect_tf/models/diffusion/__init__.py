@@ -86,6 +86,7 @@ def build_diffusion_row(config):
         eta=d.eta, guidance=d.guidance, condition_dropout=d.condition_dropout,
         perceptual_weight=d.perceptual_weight, adversarial_weight=d.adversarial_weight,
         discriminator_filters=d.discriminator_filters, seed=config.train.seed,
+        classification_weight=d.classification_weight, classifier_filters=d.classifier_filters,
         latent_channels=d.latent_channels if d.latent else None,
         projection_injection=d.projection_injection,
         name=config.row.lower().replace(" ", "_").replace("-", "_"))

@@ -70,6 +70,12 @@ class DiffusionModel(keras.Model):
         adversarial_weight: weight of the adversarial and discriminator terms (0: off).
         discriminator_filters: first width of the 3D discriminator.
         seed: seed of the training noise.
+        classification_weight: weight of the classification term (0: off); the
+            inputs then carry each case's 0/1 label: ``(frontal, lateral, label)``
+            or a dict with ``"label"``. A 3D classifier learns the labels from the
+            real volumes in the same step (``classifier``) and scores the denoised
+            estimate through ``stop_gradient``-ed weights (``classification``).
+        classifier_filters: the classifier's first width.
         latent_encoder, latent_decoder: latent mode: a 2D slice autoencoder
             (:func:`~xprospect_tf.models.diffusion.autoencoder.build_slice_autoencoder`),
             frozen here; the denoiser then works on the stacked slice latents
@@ -96,7 +102,7 @@ class DiffusionModel(keras.Model):
     def __init__(self, encoder, denoiser, views=VIEWS, schedule="cosine", timesteps=1000, prediction="eps",
                  sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0, perceptual_weight=0.0,
                  adversarial_weight=0.0, discriminator_filters=16, seed=0, latent_encoder=None,
-                 latent_decoder=None, **kwargs):
+                 latent_decoder=None, classification_weight=0.0, classifier_filters=8, **kwargs):
         super().__init__(**kwargs)
         if prediction not in PREDICTIONS:
             raise ConfigError(f"diffusion.prediction = {prediction!r}: use one of {', '.join(PREDICTIONS)}")
@@ -113,6 +119,8 @@ class DiffusionModel(keras.Model):
         self.perceptual_weight = float(perceptual_weight)
         self.adversarial_weight = float(adversarial_weight)
         self.discriminator_filters = int(discriminator_filters)
+        self.classification_weight = float(classification_weight)
+        self.classifier_filters = int(classifier_filters)
         self.seed = int(seed)
         self.alpha_bars = sched.alpha_bars(schedule, self.timesteps)
         self.latent_encoder, self.latent_decoder = latent_encoder, latent_decoder
@@ -136,6 +144,11 @@ class DiffusionModel(keras.Model):
             self.feature_network = feature_network(seed=LOSS_FEATURE_SEED, size=self.size)
         self.discriminator = (build_discriminator(self.size, self.discriminator_filters)
                               if self.adversarial_weight else None)
+        self.classifier = None
+        if self.classification_weight:
+            from xprospect_tf.models.classifiers import build_cnn3d
+
+            self.classifier = build_cnn3d(self.size, self.classifier_filters, name="finding_classifier")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_terms}
         self.conditioned = True  # False: train with the null condition only (an unconditional stage)
         self.built = True  # every network above is a built functional model
@@ -148,6 +161,8 @@ class DiffusionModel(keras.Model):
             terms.append("perceptual")
         if self.adversarial_weight:
             terms += ["adversarial", "discriminator"]
+        if self.classification_weight:
+            terms += ["classification", "classifier"]
         return terms
 
     # -- inputs and the condition ---------------------------------------------
@@ -261,7 +276,7 @@ class DiffusionModel(keras.Model):
         target = signal * eps - noise * x0 if self.prediction == "v" else eps
         terms = {"l1": ops.mean(ops.abs(prediction - target))}
         total = terms["l1"]
-        if self.perceptual_weight or self.adversarial_weight:  # on the denoised volume, in pixels
+        if self.perceptual_weight or self.adversarial_weight or self.classification_weight:  # in pixels
             estimate = self._x0_estimate(x_t, prediction, alpha_bar)
             x0_hat = self.from_latent(estimate) if self.latent else ops.clip(estimate, -1.0, 1.0)
         if self.perceptual_weight:
@@ -272,6 +287,9 @@ class DiffusionModel(keras.Model):
         if self.adversarial_weight:
             terms["adversarial"], terms["discriminator"] = self._adversarial_terms(pixels, x0_hat)
             total = total + self.adversarial_weight * (terms["adversarial"] + terms["discriminator"])
+        if self.classification_weight:
+            terms["classification"], terms["classifier"] = self._classification_terms(pixels, x0_hat, _label(x))
+            total = total + self.classification_weight * (terms["classification"] + terms["classifier"])
         for name, value in terms.items():
             self.trackers[name].update_state(value)
         return _scale_for_replicas(total)
@@ -286,6 +304,17 @@ class DiffusionModel(keras.Model):
         fake = disc(ops.stop_gradient(x0_hat))
         discriminator = ops.mean(ops.softplus(-real)) + ops.mean(ops.softplus(fake))
         return adversarial, discriminator
+
+    def _classification_terms(self, x0, x0_hat, label):
+        """``(classification, classifier)``: the estimate's BCE under the frozen classifier, and the
+        classifier's BCE on the real volume (each reaches only its own network's weights)."""
+        clf = self.classifier
+        label = ops.reshape(ops.cast(label, "float32"), (-1, 1))
+        frozen = [ops.stop_gradient(v) for v in clf.trainable_variables]
+        on_estimate, _ = clf.stateless_call(frozen, clf.non_trainable_variables, {"ct": (x0_hat + 1.0) / 2.0})
+        on_truth = clf({"ct": (x0 + 1.0) / 2.0})
+        bce = keras.losses.binary_crossentropy
+        return ops.mean(bce(label, on_estimate)), ops.mean(bce(label, on_truth))
 
     # -- sampling ---------------------------------------------------------------
 
@@ -396,6 +425,7 @@ class DiffusionModel(keras.Model):
             "guidance": self.guidance, "condition_dropout": self.condition_dropout,
             "perceptual_weight": self.perceptual_weight, "adversarial_weight": self.adversarial_weight,
             "discriminator_filters": self.discriminator_filters, "seed": self.seed,
+            "classification_weight": self.classification_weight, "classifier_filters": self.classifier_filters,
             "latent_encoder": (keras.saving.serialize_keras_object(self.latent_encoder) if self.latent else None),
             "latent_decoder": (keras.saving.serialize_keras_object(self.latent_decoder) if self.latent else None),
         }
@@ -407,6 +437,15 @@ class DiffusionModel(keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _label(x):
+    """The cases' labels from the inputs (the third item of a tuple, or ``"label"`` of a dict)."""
+    label = x.get("label") if isinstance(x, dict) else (x[2] if len(x) > 2 else None)
+    if label is None:
+        raise InputError("the classification term needs each case's label: fit on (frontal, lateral, label) "
+                         "inputs (a labelled prepared dataset) or set diffusion.classification_weight: 0")
+    return label
 
 
 def _scale_for_replicas(loss):
