@@ -294,3 +294,15 @@ def test_frechet_distance_errors(rng):
     with pytest.raises(InputError, match="2-D"):
         F.frechet_distance(rng.random(5), rng.random(5))
 
+
+
+def test_frechet_distance_of_a_set_without_spread_is_finite_and_exact():
+    """A model predicting one volume for every case: its features have zero covariance, and the
+    distance is ||mu_a - mu_b||^2 + Tr(C_b) (the closed form when C_a = 0)."""
+    rng = np.random.default_rng(1)
+    for features in (5, 56):  # 56 > 8 samples: a rank-deficient product, where sqrtm gives NaN
+        b = rng.standard_normal((8, features))
+        a = np.tile(rng.standard_normal(features), (8, 1))
+        expected = float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(np.cov(b, rowvar=False)))
+        assert np.isclose(F.frechet_distance(a, b), expected)
+        assert np.isclose(F.frechet_distance(b, a), expected)

@@ -353,14 +353,32 @@ def frechet_distance(features_a, features_b):
     mean_diff = a.mean(axis=0) - b.mean(axis=0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
-    root = linalg.sqrtm(cov_a @ cov_b)
-    if np.iscomplexobj(root):
-        imaginary = float(np.max(np.abs(root.imag)))
-        if imaginary > IMAGINARY_TOLERANCE:
-            log.warning("frechet_distance: sqrtm(C_a C_b) has imaginary parts up to %.3g; dropped", imaginary)
-        root = root.real
-    distance = float(mean_diff @ mean_diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root))
+    root_trace = _sqrt_product_trace(cov_a, cov_b)
+    distance = float(mean_diff @ mean_diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * root_trace)
     return max(distance, 0.0)
+
+
+def _sqrt_product_trace(cov_a, cov_b):
+    """``Tr(sqrtm(C_a C_b))`` of two covariance matrices.
+
+    ``scipy.linalg.sqrtm`` of the product is tried first; where it fails (NaN or
+    infinite entries, e.g. when one set has no spread at all: a model that
+    predicts the same volume for every case) the trace is taken from the
+    symmetric form ``Tr(sqrt(sqrt(C_a) C_b sqrt(C_a)))``, which has the same
+    eigenvalues, by symmetric eigendecomposition.
+    """
+    with np.errstate(all="ignore"):
+        root = linalg.sqrtm(cov_a @ cov_b)
+    if np.all(np.isfinite(root)):
+        if np.iscomplexobj(root):
+            imaginary = float(np.max(np.abs(root.imag)))
+            if imaginary > IMAGINARY_TOLERANCE:
+                log.warning("frechet_distance: sqrtm(C_a C_b) has imaginary parts up to %.3g; dropped", imaginary)
+            root = root.real
+        return float(np.trace(root))
+    w, v = np.linalg.eigh(cov_a)
+    half = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    return float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(half @ cov_b @ half), 0.0, None))))
 
 
 def perceptual_loss(network, pred, truth):
