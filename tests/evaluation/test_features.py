@@ -306,3 +306,13 @@ def test_frechet_distance_of_a_set_without_spread_is_finite_and_exact():
         expected = float(np.sum((a.mean(0) - b.mean(0)) ** 2) + np.trace(np.cov(b, rowvar=False)))
         assert np.isclose(F.frechet_distance(a, b), expected)
         assert np.isclose(F.frechet_distance(b, a), expected)
+
+
+def test_frechet_distance_falls_back_to_the_symmetric_form_where_sqrtm_fails(monkeypatch):
+    """Where sqrtm(C_a C_b) comes back non-finite (seen on a constant predictor's 56 features),
+    the trace comes from Tr(sqrt(sqrt(C_a) C_b sqrt(C_a))): the same value sqrtm gives where it works."""
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((30, 6)), rng.standard_normal((30, 6)) * 2 + 1
+    expected = F.frechet_distance(a, b)
+    monkeypatch.setattr(F.linalg, "sqrtm", lambda m: np.full_like(m, np.nan))
+    assert np.isclose(F.frechet_distance(a, b), expected, rtol=1e-9)
