@@ -38,6 +38,7 @@ bit-identical weights in every process and on every backend.
 
 import logging
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -367,7 +368,8 @@ def _sqrt_product_trace(cov_a, cov_b):
     symmetric form ``Tr(sqrt(sqrt(C_a) C_b sqrt(C_a)))``, which has the same
     eigenvalues, by symmetric eigendecomposition.
     """
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # a singular product: handled below
         root = linalg.sqrtm(cov_a @ cov_b)
     if np.all(np.isfinite(root)):
         if np.iscomplexobj(root):

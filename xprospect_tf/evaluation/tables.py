@@ -21,6 +21,7 @@ COLUMNS = (
 )
 
 INPUT_NAMES = {"mean": "Mean CT", "drr": "DRR", "styled": "Stylized mean CT"}
+OPTIMIZER_NAMES = {"adam": "Adam", "nadam": "Nadam", "adamw": "AdamW"}
 
 
 def table1_records(results):
@@ -32,7 +33,7 @@ def table1_records(results):
             "Model name": r["row"],
             "Input X-ray images": INPUT_NAMES.get(r["inputs"], r["inputs"]),
             "Training loss": (r.get("loss") or "-").upper(),
-            "Optimizer": (r.get("optimizer") or "-").capitalize(),
+            "Optimizer": OPTIMIZER_NAMES.get(r.get("optimizer"), r.get("optimizer") or "-"),
             "Test MSE": f"{s['mse'][0]:.5f} ± {s['mse'][1]:.5f}",
             "PSNR (dB)": f"{s['psnr'][0]:.2f} ± {s['psnr'][1]:.2f}",
             "3D SSIM": f"{s['ssim'][0]:.3f} ± {s['ssim'][1]:.3f}",
