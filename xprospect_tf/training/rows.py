@@ -196,6 +196,7 @@ def fit_row(cfg, run_dir, data_dir):
     initial_epoch = backup.restore(model)
     steps = cfg.train.steps_per_epoch or batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
     labels = manifest.labels() if diffusion and cfg.diffusion.classification_weight else None
+    fitted = False
     for stage in training_stages(cfg):
         if stage.end <= initial_epoch:
             continue
@@ -215,10 +216,11 @@ def fit_row(cfg, run_dir, data_dir):
             steps_per_epoch=steps, shuffle=False, callbacks=callbacks, validation_data=val,
             verbose=1 if sys.stdout.isatty() else 2,
         )
-        initial_epoch = stage.end
-    if diffusion:
-        model.conditioned = True
+        initial_epoch, fitted = stage.end, True
     if diffusion:  # fit ended by copying the weights' moving average into them: kept and sampled with
+        model.conditioned = True
+        if not fitted and model.optimizer.built:  # every epoch was done before (a run killed after fit)
+            model.optimizer.finalize_variable_values(model.trainable_variables)
         log.info("%s: keeping the moving average of the weights (EMA %g)", cfg.row, cfg.diffusion.ema_momentum)
     elif validate:  # the model kept and tested is the epoch with the lowest val_loss
         model.load_weights(os.path.join(run_dir, BEST))
