@@ -99,7 +99,7 @@ def resample_isotropic(volume, spacing_mm, order=1):
     step = target / np.asarray(volume.spacing)  # input voxels per output voxel
     shape = tuple(int(np.floor((n - 1) / r + 1e-6)) + 1 for n, r in zip(volume.shape, step))
     block = np.clip(np.floor(step + 1e-6).astype(int), 1, volume.shape)
-    reduced = _block_mean(volume.hu, block)
+    reduced = block_mean(volume.hu, block)
     # Output voxel i sits at input index i*step; reduced voxel m at m*block + (block-1)/2.
     hu = ndimage.affine_transform(
         reduced, step / block, offset=-(block - 1) / (2.0 * block), output_shape=shape,
@@ -292,8 +292,12 @@ def _coarse_body_center_mm(volume):
     return voxel_to_world(volume, center)
 
 
-def _block_mean(array, block):
+def block_mean(array, block):
     """Mean over non-overlapping blocks of ``block`` voxels (trailing partial blocks dropped).
+
+    Example:
+        >>> block_mean(np.arange(8.0).reshape(2, 2, 2), np.array([2, 2, 2])).tolist()
+        [[[3.5]]]
 
     Sums strided views (one per offset in the block), which is several times
     faster than a 6D reshape + mean on a 512x512x300 CT.

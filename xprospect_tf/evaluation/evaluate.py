@@ -59,11 +59,9 @@ def evaluate_predictor(predict, dataset, keep=()):
     return per_case, summary, kept
 
 
+
 def _block_mean(volume, side):
     """``volume`` averaged over blocks so that no side exceeds ``side`` (a power-of-two factor)."""
-    f = max(1, volume.shape[0] // side)
-    if f == 1:
-        return volume
-    s = volume.shape[0] // f * f
-    v = volume[:s, :s, :s]
-    return v.reshape(s // f, f, s // f, f, s // f, f).mean(axis=(1, 3, 5))
+    from xprospect_tf.data.transforms import block_mean
+
+    return block_mean(volume, np.maximum(1, np.array(volume.shape) // side))

@@ -8,6 +8,7 @@ and prediction treat every row alike.
 """
 
 import contextlib
+import itertools
 import logging
 import os
 import sys
@@ -94,7 +95,7 @@ def predictor(model, config):
     """
     if not is_diffusion(config):
         return lambda ap, lateral: model.predict_on_batch({"frontal": ap, "lateral": lateral})
-    batches = iter(range(2**31))
+    batches = itertools.count()
     return lambda ap, lateral: model.sample({"frontal": ap, "lateral": lateral},
                                             seed=config.train.seed * 100003 + next(batches))
 
