@@ -208,6 +208,8 @@ class TrainConfig:
     batch_size: int = setting(1, "batch size (per replica)", check=check_positive_int)
     steps_per_epoch: typing.Optional[int] = setting(None, "steps per epoch; null: the whole train split",
                                                     check=check_positive_int)
+    validation_every: int = setting(1, "evaluate the val split every N epochs (and at the last); "
+                                    "best.keras can only follow val_loss at those epochs", check=check_positive_int)
     seed: int = setting(0, "seed of the weights and the shuffling", at_least=0)
     strategy: str = setting("default", "distribution strategy", choices=_strategies)
     run_eagerly: bool = setting(False, "run_eagerly (debugging, tiny tests)")
@@ -250,6 +252,9 @@ class StyleConfig:
     upsampling: str = setting(
         "transpose", "generator up-sampling: CycleGAN's transposed convolutions (transpose) or "
         "resize + conv (resize: no checkerboard artefacts)", choices=_upsampling)
+    residual: bool = setting(
+        False, "ours: the generators change their input in logit space from an identity start (a zero "
+        "output convolution) instead of drawing a new image; false: CycleGAN's generator")
     learning_rate: float = setting(
         2e-5, "learning rate of both optimizers; ours: the paper lowers CycleGAN's 2e-4 "
         "'significantly' but gives no number",
@@ -282,6 +287,9 @@ class DiffusionConfig:
                          "'biplanar' (frontal + lateral, XprospeCT's input)", choices=_conditions)
     schedule: str = setting("cosine", "noise schedule (X-ray2CTPA's code: cosine)", choices=_schedules)
     timesteps: int = setting(1000, "diffusion steps T (X-ray2CTPA: 1000)", check=check_positive_int)
+    snr_shift: float = setting(1.0, "ours: scale every step's signal-to-noise ratio (< 1: noisier, so the "
+                               "coarse anatomy must come from the X-rays; Hoogeboom et al. 2023); 1: none",
+                               above=0.0)
     prediction: str = setting("eps", "what the denoiser predicts: the noise 'eps' (X-ray2CTPA's code) "
                               "or 'v' (ours, an option)", choices=_predictions)
     embed_dim: int = setting(128, "width of the X-ray embedding (the paper's BiomedCLIP: 512); ours",

@@ -86,6 +86,19 @@ def test_generator_config_round_trip(rng):
     np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(g(x)), atol=1e-6)
 
 
+def test_residual_generator_starts_as_the_identity_and_learns_a_change(rng):
+    g = build_resnet_generator(size=SIZE, filters=4, n_residual=1, residual=True)
+    x = np.clip(images(rng), 0.01, 0.99)
+    np.testing.assert_allclose(np.asarray(g(x)), x, atol=1e-5)
+    head = g.get_layer("head_conv")
+    head.kernel.assign(rng.normal(0, 0.1, head.kernel.shape).astype("float32"))
+    y = np.asarray(g(x))
+    assert not np.allclose(y, x, atol=1e-3) and y.min() > 0 and y.max() < 1
+    clone = keras.Model.from_config(g.get_config())
+    clone.set_weights(g.get_weights())
+    np.testing.assert_allclose(np.asarray(clone(x)), y, atol=1e-6)
+
+
 @pytest.mark.parametrize("size", [4, 18, 16.0])
 def test_generator_rejects_bad_size(size):
     with pytest.raises(ConfigError, match="style transfer image size = (4|18|16.0): .*(multiple of 4|whole number)"):

@@ -50,6 +50,22 @@ def test_linear_schedule_is_ddpms_betas():
     assert np.allclose(betas, np.linspace(1e-4, 0.02, 1000))
 
 
+@pytest.mark.parametrize("shift", [0.0625, 0.5, 2.0])
+def test_snr_shift_scales_every_steps_signal_to_noise_ratio(shift):
+    a = sched.alpha_bars("cosine", 1000)
+    shifted = sched.alpha_bars("cosine", 1000, shift)
+    snr = lambda x: x / (1 - x)  # noqa: E731
+    assert np.allclose(snr(shifted), shift * snr(a), rtol=1e-9)
+    signal, noise = sched.signal_noise(shifted)
+    assert np.allclose(signal**2 + noise**2, 1.0) and np.all(np.diff(shifted) < 0)
+    assert np.array_equal(sched.alpha_bars("cosine", 1000, 1.0), a)
+
+
+def test_snr_shift_must_be_positive():
+    with pytest.raises(Exception, match="snr_shift"):
+        sched.alpha_bars("cosine", 10, 0.0)
+
+
 def test_q_sample_has_the_closed_form_moments(rng):
     a, x0 = 0.3, 0.7
     x_t = sched.q_sample(np.full(200_000, x0), a, rng.standard_normal(200_000))

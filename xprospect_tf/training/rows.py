@@ -215,6 +215,7 @@ def fit_row(cfg, run_dir, data_dir):
         model.fit(
             train.skip(skip) if skip else train, epochs=stage.end, initial_epoch=first,
             steps_per_epoch=steps, shuffle=False, callbacks=callbacks, validation_data=val,
+            validation_freq=validation_epochs(cfg.train.validation_every, first, stage.end),
             verbose=1 if sys.stdout.isatty() else 2,
         )
         initial_epoch, fitted = stage.end, True
@@ -229,6 +230,18 @@ def fit_row(cfg, run_dir, data_dir):
     with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
         model.save(tmp)
     return model
+
+
+def validation_epochs(every, first, end):
+    """The 1-based epochs of ``first+1 .. end`` that evaluate the val split: every ``every``-th, and ``end``.
+
+    Example:
+        >>> validation_epochs(5, 0, 12)
+        [5, 10, 12]
+        >>> validation_epochs(1, 3, 5)
+        [4, 5]
+    """
+    return sorted({e for e in range(first + 1, end + 1) if e % every == 0} | {end})
 
 
 def fit_slice_autoencoder(model, cfg, data_dir):

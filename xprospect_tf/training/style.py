@@ -82,7 +82,7 @@ def style_run_config(data_dir, view, style):
         "domain_b": domain_b_spec(style.domain_b, n_train), "count": style.count,
         "epochs": style.epochs, "batch_size": style.batch_size, "filters": style.filters,
         "disc_filters": 2 * style.filters, "n_residual": style.n_residual,
-        "upsampling": style.upsampling, "learning_rate": style.learning_rate,
+        "upsampling": style.upsampling, "residual": style.residual, "learning_rate": style.learning_rate,
         "cycle_lambda": style.cycle_lambda, "ema_momentum": style.ema_momentum,
         "ema_every": style.ema_every, "seed": style.seed,
     }
@@ -179,7 +179,8 @@ def _fit_cyclegan(config, out_dir, images_a, images_b, run_eagerly):
     keras.utils.set_random_seed(config["seed"])  # the initial weights
     gan = make_cyclegan(config["size"], filters=config["filters"], disc_filters=config["disc_filters"],
                         n_residual=config["n_residual"], cycle_lambda=config["cycle_lambda"],
-                        upsampling=config["upsampling"], name=f"cyclegan_{config['view']}")
+                        upsampling=config["upsampling"], residual=config.get("residual", False),
+                        name=f"cyclegan_{config['view']}")
     compile_cyclegan(gan, learning_rate=config["learning_rate"], ema_momentum=config["ema_momentum"],
                      ema_every=config["ema_every"], run_eagerly=run_eagerly)
     n = min(N_SAMPLES, len(images_a), len(images_b))

@@ -364,7 +364,7 @@ def paper_optimizer(learning_rate=STYLE.learning_rate, ema_momentum=STYLE.ema_mo
 
 def make_cyclegan(size, filters=STYLE.filters, disc_filters=None, n_residual=STYLE.n_residual,
                   n_layers=3, cycle_lambda=STYLE.cycle_lambda, identity_lambda=None,
-                  upsampling=STYLE.upsampling, name=None):
+                  upsampling=STYLE.upsampling, residual=STYLE.residual, name=None):
     """Build an (uncompiled) CycleGAN for ``(size, size, 1)`` images of one view.
 
     Args:
@@ -378,6 +378,8 @@ def make_cyclegan(size, filters=STYLE.filters, disc_filters=None, n_residual=STY
         identity_lambda: identity weight (``None``: ``0.5 * cycle_lambda``).
         upsampling: the generators' ``"transpose"`` (CycleGAN's) or ``"resize"``
             up-sampling (see :func:`build_resnet_generator`).
+        residual: the generators change their input in logit space from an
+            identity start (ours, see :func:`build_resnet_generator`).
         name: the model's name.
 
     Returns:
@@ -389,7 +391,7 @@ def make_cyclegan(size, filters=STYLE.filters, disc_filters=None, n_residual=STY
         (None, 2, 2, 1)
     """
     disc_filters = 2 * filters if disc_filters is None else disc_filters
-    generator = dict(size=size, filters=filters, n_residual=n_residual, upsampling=upsampling)
+    generator = dict(size=size, filters=filters, n_residual=n_residual, upsampling=upsampling, residual=residual)
     discriminator = dict(size=size, filters=disc_filters, n_layers=n_layers)
     return CycleGAN(
         g_ab=build_resnet_generator(**generator, name="g_ab"),

@@ -67,6 +67,31 @@ class ReflectionPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
+@keras.saving.register_keras_serializable(package="xprospect_tf")
+class AddToLogit(keras.layers.Layer):
+    """``sigmoid(logit(image) + delta)``: a change of an image in [0, 1] made in logit space.
+
+    The head of the ``residual`` generator: with ``delta = 0`` the image passes
+    unchanged (clipped to ``[EPS, 1 - EPS]``), and any ``delta`` keeps the
+    output in (0, 1) and the image's own structure as the starting point.
+
+    Call arguments:
+        inputs: ``[image, delta]``, two tensors of the same shape.
+
+    Example:
+        >>> x = keras.ops.convert_to_tensor([[0.2, 0.7]])
+        >>> [round(float(v), 4) for v in keras.ops.convert_to_numpy(AddToLogit()([x, keras.ops.zeros_like(x)]))[0]]
+        [0.2, 0.7]
+    """
+
+    EPS = 1e-3
+
+    def call(self, inputs):
+        image, delta = inputs
+        image = ops.clip(image, self.EPS, 1.0 - self.EPS)
+        return ops.sigmoid(ops.log(image) - ops.log1p(-image) + delta)
+
+
 def default_residual_blocks(size):
     """CycleGAN's number of residual blocks: 6 for images up to 128, 9 above.
 
@@ -83,7 +108,8 @@ def default_residual_blocks(size):
     return 9 if size > 128 else 6
 
 
-def build_resnet_generator(size=64, filters=32, n_residual=None, upsampling=UPSAMPLING[0], name=None):
+def build_resnet_generator(size=64, filters=32, n_residual=None, upsampling=UPSAMPLING[0], residual=False,
+                           name=None):
     """Build the CycleGAN ResNet generator for ``(size, size, 1)`` images in [0, 1].
 
     Section 3.1 of XprospeCT (Paulson et al., 2024): the style-transfer network
@@ -130,7 +156,11 @@ def build_resnet_generator(size=64, filters=32, n_residual=None, upsampling=UPSA
             x = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", name=f"up{i}_conv")(x)
         x = _norm_relu(x, f"up{i}")
     x = ReflectionPadding2D(3, name="head_pad")(x)
-    outputs = keras.layers.Conv2D(1, 7, activation="sigmoid", name="head_conv")(x)
+    if residual:
+        delta = keras.layers.Conv2D(1, 7, kernel_initializer="zeros", name="head_conv")(x)
+        outputs = AddToLogit(name="head_add")([inputs, delta])
+    else:
+        outputs = keras.layers.Conv2D(1, 7, activation="sigmoid", name="head_conv")(x)
     return keras.Model(inputs, outputs, name=name or "resnet_generator")
 
 

@@ -61,6 +61,7 @@ class DiffusionModel(keras.Model):
         views: the views the encoder reads (``("frontal",)`` or ``("frontal", "lateral")``).
         schedule: ``"cosine"`` or ``"linear"`` (:mod:`.schedule`).
         timesteps: training steps ``T``.
+        snr_shift: scale of every step's signal-to-noise ratio (:func:`.schedule.shift_snr`; 1: none).
         prediction: ``"eps"`` or ``"v"``.
         sample_steps: DDIM steps used by :meth:`sample` unless told otherwise.
         eta: DDIM's noise scale (0: deterministic; 1: DDPM-like).
@@ -100,7 +101,7 @@ class DiffusionModel(keras.Model):
     """
 
     def __init__(self, encoder, denoiser, views=VIEWS, schedule="cosine", timesteps=1000, prediction="eps",
-                 sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0, perceptual_weight=0.0,
+                 snr_shift=1.0, sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0, perceptual_weight=0.0,
                  adversarial_weight=0.0, discriminator_filters=16, seed=0, latent_encoder=None,
                  latent_decoder=None, classification_weight=0.0, classifier_filters=8, **kwargs):
         super().__init__(**kwargs)
@@ -111,6 +112,7 @@ class DiffusionModel(keras.Model):
         self.views = tuple(views)
         self.schedule = schedule
         self.timesteps = int(timesteps)
+        self.snr_shift = float(snr_shift)
         self.prediction = prediction
         self.sample_steps = int(sample_steps)
         self.eta = float(eta)
@@ -122,7 +124,7 @@ class DiffusionModel(keras.Model):
         self.classification_weight = float(classification_weight)
         self.classifier_filters = int(classifier_filters)
         self.seed = int(seed)
-        self.alpha_bars = sched.alpha_bars(schedule, self.timesteps)
+        self.alpha_bars = sched.alpha_bars(schedule, self.timesteps, self.snr_shift)
         self.latent_encoder, self.latent_decoder = latent_encoder, latent_decoder
         self.latent = latent_encoder is not None
         self.grid = tuple(int(d) for d in denoiser.inputs[0].shape[1:])  # the denoiser's (D, H, W, C)
@@ -421,7 +423,7 @@ class DiffusionModel(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "denoiser": keras.saving.serialize_keras_object(self.denoiser),
             "views": list(self.views), "schedule": self.schedule, "timesteps": self.timesteps,
-            "prediction": self.prediction, "sample_steps": self.sample_steps, "eta": self.eta,
+            "snr_shift": self.snr_shift, "prediction": self.prediction, "sample_steps": self.sample_steps, "eta": self.eta,
             "guidance": self.guidance, "condition_dropout": self.condition_dropout,
             "perceptual_weight": self.perceptual_weight, "adversarial_weight": self.adversarial_weight,
             "discriminator_filters": self.discriminator_filters, "seed": self.seed,

@@ -62,17 +62,41 @@ SCHEDULES = {"linear": linear_alpha_bars, "cosine": cosine_alpha_bars}
 """Schedule name (``diffusion.schedule``) -> ``timesteps -> alpha_bar`` array."""
 
 
-def alpha_bars(schedule, timesteps):
+def shift_snr(alpha_bar, shift):
+    """Scale the signal-to-noise ratio ``alpha_bar / (1 - alpha_bar)`` of every step by ``shift``.
+
+    Hoogeboom et al. (2023, "simple diffusion") shift the schedule of large
+    images toward noise: averaging ``k`` voxels raises a block's SNR ``k``-fold,
+    so at a given SNR a big volume still shows its coarse anatomy and the model
+    never has to take it from the condition. ``shift < 1`` spends more of the
+    training steps where the coarse anatomy is hidden (ours for the diffusion
+    rows; X-ray2CTPA does not shift).
+
+    Example:
+        >>> a = shift_snr(np.array([0.5, 0.8]), 0.25)
+        >>> (a / (1 - a)).round(6).tolist()
+        [0.25, 1.0]
+    """
+    snr = np.asarray(alpha_bar, dtype=np.float64) / (1.0 - np.asarray(alpha_bar, dtype=np.float64))
+    return shift * snr / (1.0 + shift * snr)
+
+
+def alpha_bars(schedule, timesteps, shift=1.0):
     """``alpha_bar(t)`` for ``t = 0 .. timesteps-1`` of the named schedule (float64).
 
+    ``shift`` scales every step's signal-to-noise ratio (:func:`shift_snr`); 1 keeps the schedule.
+
     Raises:
-        ConfigError: an unknown schedule or fewer than 2 steps.
+        ConfigError: an unknown schedule, fewer than 2 steps or a shift <= 0.
     """
     if schedule not in SCHEDULES:
         raise ConfigError(f"diffusion.schedule = {schedule!r}: use one of {', '.join(SCHEDULES)}")
     if int(timesteps) < 2:
         raise ConfigError(f"diffusion.timesteps = {timesteps!r}: use at least 2 steps")
-    return SCHEDULES[schedule](int(timesteps))
+    if not shift > 0:
+        raise ConfigError(f"diffusion.snr_shift = {shift!r}: use a number > 0 (1: no shift)")
+    a = SCHEDULES[schedule](int(timesteps))
+    return a if shift == 1 else shift_snr(a, float(shift))
 
 
 def signal_noise(alpha_bar):
