@@ -290,6 +290,8 @@ class DiffusionConfig:
     snr_shift: float = setting(1.0, "ours: scale every step's signal-to-noise ratio (< 1: noisier, so the "
                                "coarse anatomy must come from the X-rays; Hoogeboom et al. 2023); 1: none",
                                above=0.0)
+    standardize: bool = setting(False, "ours: diffuse the volume minus the training cases' mean volume, scaled "
+                                "to unit std, instead of the [-1, 1] volume (X-ray2CTPA's)")
     prediction: str = setting("eps", "what the denoiser predicts: the noise 'eps' (X-ray2CTPA's code) "
                               "or 'v' (ours, an option)", choices=_predictions)
     embed_dim: int = setting(128, "width of the X-ray embedding (the paper's BiomedCLIP: 512); ours",

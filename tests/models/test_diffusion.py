@@ -66,6 +66,24 @@ def test_snr_shift_must_be_positive():
         sched.alpha_bars("cosine", 10, 0.0)
 
 
+def test_standardized_model_diffuses_the_deviation_from_the_training_mean(rng, tmp_path):
+    model = tiny_model(standardize=True)
+    volumes = [rng.random((3, S, S, S, 1)).astype("float32") * 0.5 + 0.2 for _ in range(2)]
+    model.fit_standardization(iter(volumes))
+    pixels = np.concatenate(volumes) * 2 - 1
+    codes = np.asarray(model.to_latent(pixels))
+    np.testing.assert_allclose(np.asarray(model.data_mean), pixels.mean(0), atol=1e-6)
+    np.testing.assert_allclose(codes.mean(0), 0.0, atol=1e-5)
+    assert abs(codes.std() - 1.0) < 1e-4
+    np.testing.assert_allclose(np.asarray(model.from_latent(codes)), pixels, atol=1e-5)
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    x = xrays(rng)
+    np.testing.assert_allclose(again.sample(x, seed=3), model.sample(x, seed=3), atol=1e-6)
+    noise = rng.standard_normal((2, S, S, S, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(model.ddim(x, noise)), model.sample(x, eta=0.0, noise=noise), atol=1e-4)
+
+
 def test_q_sample_has_the_closed_form_moments(rng):
     a, x0 = 0.3, 0.7
     x_t = sched.q_sample(np.full(200_000, x0), a, rng.standard_normal(200_000))

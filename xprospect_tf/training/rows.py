@@ -192,8 +192,12 @@ def fit_row(cfg, run_dir, data_dir):
     callbacks = standard_callbacks(run_dir, monitor="val_loss" if validate else "loss", keep_backup=True)
     backup = next(c for c in callbacks if isinstance(c, AtomicBackupAndRestore))
     start_from(model, cfg)
-    if diffusion and model.latent and not backup.backups() and cfg.train.init_from is None:
-        fit_slice_autoencoder(model, cfg, data_dir)
+    if diffusion and not backup.backups() and cfg.train.init_from is None:  # fresh: fit what precedes training
+        if model.latent:
+            fit_slice_autoencoder(model, cfg, data_dir)
+        if model.standardize:
+            model.fit_standardization(
+                ct for _, ct in load_prepared(data_dir, "train", batch_size=16).as_numpy_iterator())
     initial_epoch = backup.restore(model)
     steps = cfg.train.steps_per_epoch or batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
     labels = manifest.labels() if diffusion and cfg.diffusion.classification_weight else None

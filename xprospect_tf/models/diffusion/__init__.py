@@ -82,7 +82,8 @@ def build_diffusion_row(config):
     return build_diffusion_model(
         size, views=CONDITIONS[d.views], channels=level_filters(m.base_filters, levels),
         embed_dim=d.embed_dim, encoder_filters=d.encoder_filters, attention=d.attention,
-        schedule=d.schedule, timesteps=d.timesteps, snr_shift=d.snr_shift, prediction=d.prediction, sample_steps=d.sample_steps,
+        schedule=d.schedule, timesteps=d.timesteps, snr_shift=d.snr_shift, standardize=d.standardize,
+        prediction=d.prediction, sample_steps=d.sample_steps,
         eta=d.eta, guidance=d.guidance, condition_dropout=d.condition_dropout,
         perceptual_weight=d.perceptual_weight, adversarial_weight=d.adversarial_weight,
         discriminator_filters=d.discriminator_filters, seed=config.train.seed,

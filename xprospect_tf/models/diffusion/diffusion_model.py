@@ -62,6 +62,9 @@ class DiffusionModel(keras.Model):
         schedule: ``"cosine"`` or ``"linear"`` (:mod:`.schedule`).
         timesteps: training steps ``T``.
         snr_shift: scale of every step's signal-to-noise ratio (:func:`.schedule.shift_snr`; 1: none).
+        standardize: diffuse ``(x - mean) * scale`` instead of ``x`` (the volume in [-1, 1], or its
+            latents): the training cases' voxel-wise mean and one scale that gives the rest unit
+            standard deviation (:meth:`fit_standardization`; ours, not X-ray2CTPA's).
         prediction: ``"eps"`` or ``"v"``.
         sample_steps: DDIM steps used by :meth:`sample` unless told otherwise.
         eta: DDIM's noise scale (0: deterministic; 1: DDPM-like).
@@ -103,7 +106,8 @@ class DiffusionModel(keras.Model):
     def __init__(self, encoder, denoiser, views=VIEWS, schedule="cosine", timesteps=1000, prediction="eps",
                  snr_shift=1.0, sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0, perceptual_weight=0.0,
                  adversarial_weight=0.0, discriminator_filters=16, seed=0, latent_encoder=None,
-                 latent_decoder=None, classification_weight=0.0, classifier_filters=8, **kwargs):
+                 latent_decoder=None, classification_weight=0.0, classifier_filters=8, standardize=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if prediction not in PREDICTIONS:
             raise ConfigError(f"diffusion.prediction = {prediction!r}: use one of {', '.join(PREDICTIONS)}")
@@ -138,6 +142,11 @@ class DiffusionModel(keras.Model):
             self.size = int(latent_encoder.inputs[0].shape[1])
         else:
             self.size = self.grid[0]
+        self.standardize = bool(standardize)
+        if self.standardize:
+            self.data_mean = self.add_weight(shape=self.grid, initializer="zeros", trainable=False,
+                                             name="data_mean")
+            self.data_scale = self.add_weight(shape=(), initializer="ones", trainable=False, name="data_scale")
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.feature_network = None
         if self.perceptual_weight:
@@ -212,12 +221,41 @@ class DiffusionModel(keras.Model):
         return ops.reshape(ops.take(table, t), (-1, 1, 1, 1, 1))
 
     def to_latent(self, x):
-        """Volumes in [-1, 1] -> what the denoiser works on (the scaled slice latents in latent mode)."""
-        return self.slice_encoder(x) * self.latent_scale if self.latent else x
+        """Volumes in [-1, 1] -> what the denoiser works on (the scaled slice latents in latent
+        mode; standardized with ``standardize``)."""
+        z = self.slice_encoder(x) * self.latent_scale if self.latent else x
+        return (z - self.data_mean) * self.data_scale if self.standardize else z
 
     def from_latent(self, z):
-        """The inverse of :meth:`to_latent` (decoded volumes, clipped to [-1, 1])."""
+        """The inverse of :meth:`to_latent` (in latent mode decoded volumes, clipped to [-1, 1])."""
+        z = z / self.data_scale + self.data_mean if self.standardize else z
         return ops.clip(self.slice_decoder(z / self.latent_scale), -1.0, 1.0) if self.latent else z
+
+    def _valid_estimate(self, x0):
+        """A denoised estimate kept inside the volumes' range: clipped to [-1, 1] in pixel space
+        (latents are left as they are)."""
+        if self.latent:
+            return x0
+        if self.standardize:
+            return self.to_latent(ops.clip(self.from_latent(x0), -1.0, 1.0))
+        return ops.clip(x0, -1.0, 1.0)
+
+    def fit_standardization(self, volumes):
+        """Set ``standardize``'s mean and scale from training volumes.
+
+        Args:
+            volumes: an iterable of ``(B, S, S, S, 1)`` numpy batches in [0, 1].
+        """
+        standardize, self.standardize = self.standardize, False  # the plain representation
+        try:
+            codes = np.concatenate([np.asarray(self.to_latent(np.asarray(v, np.float32) * 2.0 - 1.0))
+                                    for v in volumes])
+        finally:
+            self.standardize = standardize
+        mean = codes.mean(axis=0)
+        self.data_mean.assign(mean)
+        self.data_scale.assign(1.0 / max(float(np.std(codes - mean)), 1e-6))
+        self.train_function = self.test_function = None
 
     def fit_autoencoder(self, slices, epochs, learning_rate=1e-3, batch_size=32, verbose=0):
         """Train the latent mode's slice autoencoder (L1) on axial slices, then freeze it and set
@@ -280,7 +318,7 @@ class DiffusionModel(keras.Model):
         total = terms["l1"]
         if self.perceptual_weight or self.adversarial_weight or self.classification_weight:  # in pixels
             estimate = self._x0_estimate(x_t, prediction, alpha_bar)
-            x0_hat = self.from_latent(estimate) if self.latent else ops.clip(estimate, -1.0, 1.0)
+            x0_hat = ops.clip(self.from_latent(estimate), -1.0, 1.0)
         if self.perceptual_weight:
             from xprospect_tf.evaluation.features import perceptual_loss
 
@@ -368,12 +406,11 @@ class DiffusionModel(keras.Model):
             prediction = self._predict(x, t, condition, guidance, projection)
             s, n = np.sqrt(a_t[i]), np.sqrt(1.0 - a_t[i])
             x0 = s * x - n * prediction if self.prediction == "v" else (x - n * prediction) / s
-            x0 = x0 if self.latent else np.clip(x0, -1.0, 1.0)
+            x0 = np.asarray(self._valid_estimate(x0), dtype=np.float32)
             eps = (x - s * x0) / n
             x = (np.sqrt(a_prev[i]) * x0 + np.sqrt(max(1.0 - a_prev[i] - sigma[i] ** 2, 0.0)) * eps
                  + sigma[i] * rng.standard_normal(shape)).astype(np.float32)
-        if self.latent:
-            x = np.asarray(self.from_latent(x), dtype=np.float32)
+        x = np.asarray(self.from_latent(x), dtype=np.float32)
         return ((np.clip(x, -1.0, 1.0) + 1.0) / 2.0).astype(np.float32)
 
     def ddim(self, inputs, noise, steps=None):
@@ -408,7 +445,7 @@ class DiffusionModel(keras.Model):
                 prediction = uncond + self.guidance * (prediction - uncond)
             signal, noise_ = ops.sqrt(a), ops.sqrt(1.0 - a)
             x0 = signal * x - noise_ * prediction if self.prediction == "v" else (x - noise_ * prediction) / signal
-            x0 = x0 if self.latent else ops.clip(x0, -1.0, 1.0)
+            x0 = self._valid_estimate(x0)
             eps = (x - signal * x0) / noise_
             return ops.sqrt(p) * x0 + ops.sqrt(1.0 - p) * eps
 
@@ -428,6 +465,7 @@ class DiffusionModel(keras.Model):
             "perceptual_weight": self.perceptual_weight, "adversarial_weight": self.adversarial_weight,
             "discriminator_filters": self.discriminator_filters, "seed": self.seed,
             "classification_weight": self.classification_weight, "classifier_filters": self.classifier_filters,
+            "standardize": self.standardize,
             "latent_encoder": (keras.saving.serialize_keras_object(self.latent_encoder) if self.latent else None),
             "latent_decoder": (keras.saving.serialize_keras_object(self.latent_decoder) if self.latent else None),
         }
