@@ -1,9 +1,12 @@
 """Benchmarks that print figures.
 
 ``xprospect bench data``: time preparing a clinical-size CT and tf.data throughput.
-``xprospect bench train``: step time and peak memory of a reconstruction row.
+``xprospect bench model``: one row's model on random tensors: step time, throughput,
+FLOPs and memory, as one JSON line (TensorFlow or JAX: ``KERAS_BACKEND``).
+``xprospect bench train``: ``bench model --train`` at several sizes, each in a fresh process.
 """
 
+import json
 import os
 import platform
 import tempfile
@@ -16,7 +19,7 @@ CLINICAL_SPACING = (1.25, 0.7, 0.7)  # mm along (z, x, y)
 
 
 def register(subparsers):
-    """Add ``bench data``."""
+    """Add ``bench data``, ``bench model`` and ``bench train``."""
     bench = subparsers.add_parser("bench", help="benchmarks")
     sub = bench.add_subparsers(dest="bench_command", metavar="BENCH_COMMAND", required=True)
     p = sub.add_parser("data", help="time preparing one 512x512x300 CT and reading prepared cases")
@@ -24,6 +27,7 @@ def register(subparsers):
     p.add_argument("--cases", type=int, default=16, help="phantom cases for the tf.data test (default: 16)")
     p.add_argument("--workers", type=int, default=None, help="processes preparing them (default: CPU count)")
     p.set_defaults(func=run_data_bench)
+    register_model(sub)
     register_train(sub)
 
 
@@ -115,9 +119,202 @@ def run_data_bench(args):
     return 0
 
 
+def register_model(sub):
+    """Add ``bench model``."""
+    from xprospect_tf.training.precision import PRECISIONS
+
+    p = sub.add_parser("model", help="one row's model on random tensors: step time, FLOPs, memory (one JSON line)")
+    p.add_argument("--row", default="512-Dense", help="experiments.yaml row (default: 512-Dense)")
+    p.add_argument("--preset", default="paper", help="preset whose settings the row takes (default: paper)")
+    p.add_argument("--size", type=int, default=64, help="cube side, a power of two >= 16 (default: 64)")
+    p.add_argument("--batch", type=int, default=1, help="volumes per step (default: 1)")
+    p.add_argument("--precision", default=None,
+                   help=f"model.precision: {', '.join(PRECISIONS)} (default: the row's, float32)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps after one warm-up step (default: 5)")
+    p.add_argument("--base-filters", type=int, default=None, help="model.base_filters (default: the preset's)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--train", dest="mode", action="store_const", const="train", default="train",
+                      help="time train steps (the default)")
+    mode.add_argument("--predict", dest="mode", action="store_const", const="predict",
+                      help="time predictions (a diffusion row: one denoiser call, one sampling step)")
+    p.set_defaults(func=run_model_bench)
+
+
+def run_model_bench(args):
+    """``xprospect bench model``: prints :func:`measure_model`'s figures as one JSON line."""
+    from xprospect_tf.checks import check_positive_int
+    from xprospect_tf.config import load_experiments
+
+    check_positive_int(args.steps, "--steps")
+    check_positive_int(args.batch, "--batch")
+    overrides = [f"size={args.size}", f"train.batch_size={args.batch}"]
+    if args.precision is not None:
+        overrides.append(f"model.precision={args.precision}")
+    if args.base_filters is not None:
+        overrides.append(f"base_filters={args.base_filters}")
+    cfg = load_experiments().resolve(args.row, args.preset, overrides)
+    print(json.dumps(measure_model(cfg, args.mode, args.steps)), flush=True)
+    return 0
+
+
+TRAIN_FLOPS_FACTOR = 3  # a train step ~ forward + backward (gradients of activations and of weights)
+
+
+def measure_model(cfg, mode, steps, seed=0):
+    """Time a row's model on random tensors: one warm-up step, then ``steps`` timed ones.
+
+    The model is the row's (:func:`~xprospect_tf.training.rows.build_compiled_model`,
+    at ``cfg.data.size``, ``cfg.train.batch_size`` and ``cfg.model.precision``), so
+    the figures are the model's alone, without data loading. ``"train"`` times
+    ``train_on_batch``; ``"predict"`` times ``predict_on_batch``, for a diffusion row
+    that of its denoiser (one of ``diffusion.sample_steps`` sampling steps).
+
+    Args:
+        cfg: the row's resolved :class:`~xprospect_tf.config.RunConfig`.
+        mode: ``"train"`` or ``"predict"``.
+        steps: timed steps.
+        seed: seed of the random tensors.
+
+    Returns:
+        a dict of plain values: the machine and versions, the settings, the
+        parameter count, forward GFLOPs per volume (:mod:`xprospect_tf.training.flops`),
+        the time to build and compile the model (``build_s``; under JAX it includes
+        compiling each weight initializer), the warm-up step's time
+        (tracing/compilation, ``trace_compile_s``), the
+        median/min/max step time, volumes/s, achieved GFLOP/s (train steps count
+        ``train_flops_factor`` = 3 forward passes), the peak host memory (max RSS)
+        and accelerator memory (``None`` where the backend reports none), and the
+        tensor-size guard's training-memory estimate.
+    """
+    import keras
+
+    from xprospect_tf.errors import ConfigError
+    from xprospect_tf.training.flops import forward_flops
+    from xprospect_tf.training.guard import tensor_size_report
+    from xprospect_tf.training.rows import build_compiled_model, is_baseline, is_diffusion
+
+    if is_baseline(cfg):
+        raise ConfigError(f"row {cfg.row!r} is a baseline computed without a trained model: nothing to "
+                          "bench; use a trained row (e.g. 512-Dense, 512-ProjInj, Diffusion-Frontal)")
+    model, build_s = _timed(build_compiled_model, cfg)
+    diffusion = is_diffusion(cfg)
+    network = model.denoiser if diffusion else model  # what --predict calls and the FLOPs count
+    batch, size = cfg.train.batch_size, cfg.data.size
+    rng = np.random.default_rng(seed)
+    if mode == "train":
+        x = {k: rng.random((batch, size, size, 1), dtype=np.float32) for k in ("frontal", "lateral")}
+        y = rng.random((batch, size, size, size, 1), dtype=np.float32)
+        step = lambda: model.train_on_batch(x, y)  # noqa: E731  (returns host floats: synchronized)
+    else:
+        inputs = [rng.random((batch, *t.shape[1:]), dtype=np.float32) for t in network.inputs]
+        step = lambda: network.predict_on_batch(inputs)  # noqa: E731  (returns numpy: synchronized)
+    first = _timed(step)[1]
+    times = [_timed(step)[1] for _ in range(steps)]
+    gflops = forward_flops(network) / 1e9
+    factor = TRAIN_FLOPS_FACTOR if mode == "train" else 1
+    median = float(np.median(times))
+    return {
+        "backend": keras.backend.backend(),
+        "device": _device_name(),
+        "keras": keras.__version__,
+        "backend_version": _backend_version(),
+        "row": cfg.row,
+        "preset": cfg.preset,
+        "size": size,
+        "batch": batch,
+        "base_filters": cfg.model.base_filters,
+        "precision": cfg.model.precision,
+        "mode": mode,
+        "measured": (f"denoiser.predict_on_batch: one of diffusion.sample_steps = {cfg.diffusion.sample_steps} "
+                     "DDIM steps" if diffusion and mode == "predict" else f"model.{mode}_on_batch"),
+        "parameters": int(model.count_params()),
+        "forward_gflops": round(gflops, 4),
+        "flops_of": ("one denoiser call (the train step's X-ray encoder, perceptual network and "
+                     "discriminator are not counted)" if diffusion else "the model"),
+        "train_flops_factor": TRAIN_FLOPS_FACTOR if mode == "train" else None,
+        "build_s": round(build_s, 4),
+        "trace_compile_s": round(first, 4),
+        "steps": steps,
+        "step_s_median": round(median, 4),
+        "step_s_min": round(min(times), 4),
+        "step_s_max": round(max(times), 4),
+        "volumes_per_s": round(batch / median, 4),
+        "achieved_gflop_s": round(gflops * factor * batch / median, 3),
+        "peak_rss_gib": round(_peak_rss_bytes() / 2**30, 3),
+        "peak_accelerator_gib": _gib(_peak_accelerator_bytes()),
+        "guard_training_gib": round(tensor_size_report(model, batch).training_bytes / 2**30, 3),
+    }
+
+
+def _gib(n):
+    return None if n is None else round(n / 2**30, 3)
+
+
+def _peak_rss_bytes():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _backend_version():
+    import importlib
+
+    import keras
+
+    return importlib.import_module(keras.backend.backend()).__version__
+
+
+def _cpu_name():
+    """The CPU's model name (``/proc/cpuinfo``, as ``lscpu`` shows it), else the platform's word."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _device_name():
+    """The accelerator the backend computes on, or ``"cpu: <model name>, N cores"``."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform != "cpu":
+            return device.device_kind
+    elif keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+    return f"cpu: {_cpu_name()}, {os.cpu_count()} cores"
+
+
+def _peak_accelerator_bytes():
+    """Peak accelerator memory in bytes where the backend reports it (a GPU), else ``None``."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        stats = jax.devices()[0].memory_stats()
+        return stats.get("peak_bytes_in_use") if stats else None
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if tf.config.list_physical_devices("GPU"):
+            return tf.config.experimental.get_memory_info("GPU:0")["peak"]
+    return None
+
+
 def register_train(sub):
     """Add ``bench train``."""
-    p = sub.add_parser("train", help="step time and peak memory of one reconstruction row")
+    p = sub.add_parser("train", help="bench model --train at several sizes, each in a fresh process")
     p.add_argument("--row", default="512-Dense", help="experiments.yaml row (default: 512-Dense)")
     p.add_argument("--size", type=int, nargs="+", default=[64], help="cube sides to measure (default: 64)")
     p.add_argument("--batch-size", type=int, default=1)
@@ -127,50 +324,21 @@ def register_train(sub):
 
 
 def run_train_bench(args):
-    """Each size in a fresh process, so its peak memory (max RSS) is its own."""
+    """``bench model --train`` per size, each in a fresh process so its peak memory (max RSS) is its own;
+    prints each size's JSON line (or its error)."""
     import subprocess
     import sys
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"row {args.row}, batch {args.batch_size}, {args.steps} timed steps after 1 warm-up")
+    failed = 0
     for size in args.size:
-        cmd = [sys.executable, "-c", "import sys; from pipelines.bench import _train_step_probe as p; "
-               "p(*sys.argv[1:])", args.row, str(size), str(args.batch_size), str(args.steps),
-               str(args.base_filters or 0)]
+        cmd = [sys.executable, "-m", "pipelines", "bench", "model", "--train", "--preset", "paper",
+               "--row", args.row, "--size", str(size), "--batch", str(args.batch_size), "--steps", str(args.steps)]
+        if args.base_filters is not None:
+            cmd += ["--base-filters", str(args.base_filters)]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
-            print(f"size {size}: failed: {out.stderr.strip().splitlines()[-1:]}")
+            failed += 1
+            print(f"size {size}: failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
         else:
-            print(out.stdout.strip())
-    return 0
-
-
-def _train_step_probe(row, size, batch, steps, base_filters):
-    """Build ``row`` at ``size`` (paper preset), train ``steps`` steps on random data, print figures."""
-    import resource
-
-    import keras
-
-    from pipelines.train import build_compiled_model
-    from xprospect_tf.config import load_experiments
-    from xprospect_tf.training.guard import tensor_size_report
-
-    size, batch, steps, base_filters = int(size), int(batch), int(steps), int(base_filters)
-    overrides = [f"size={size}", f"train.batch_size={batch}"] + ([f"base_filters={base_filters}"] if base_filters else [])
-    cfg = load_experiments().resolve(row, "paper", overrides)
-    model = build_compiled_model(cfg)
-    rng = np.random.default_rng(0)
-    x = {k: rng.random((batch, size, size, 1), dtype=np.float32) for k in ("frontal", "lateral")}
-    y = rng.random((batch, size, size, size, 1), dtype=np.float32)
-    t0 = time.perf_counter()
-    model.train_on_batch(x, y)
-    warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(x, y)
-    step = (time.perf_counter() - t0) / steps
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    est = tensor_size_report(model, batch).training_bytes / 2**30
-    print(f"size {size}^3: {model.count_params():,} parameters, base_filters {cfg.model.base_filters}, "
-          f"first step (tracing) {warm:.1f} s, step {step:.2f} s, peak memory (max RSS) {peak:.2f} GiB, "
-          f"guard estimate {est:.2f} GiB, keras {keras.__version__}")
+            print(out.stdout.strip(), flush=True)
+    return 1 if failed else 0

@@ -85,7 +85,8 @@ def comparable(config):
     no training reads: the classification cohort's finding settings are checked
     on its prepared datasets). A run of a
     version before validation splits reads as ``data.val_fraction = 0`` (it
-    trained on every non-test case): reused under that setting, retrained under another."""
+    trained on every non-test case): reused under that setting, retrained under another;
+    one of a version before ``model.precision`` reads as float32 (it trained in float32)."""
     import json
 
     config = json.loads(json.dumps(config.to_dict() if isinstance(config, RunConfig) else config))
@@ -94,6 +95,8 @@ def comparable(config):
     config.pop("classify", None)
     if isinstance(config.get("data"), dict):
         config["data"].setdefault("val_fraction", 0.0)
+    if isinstance(config.get("model"), dict):
+        config["model"].setdefault("precision", "float32")
     return config
 
 

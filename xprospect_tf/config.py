@@ -127,6 +127,12 @@ def _output_biases():
     return OUTPUT_BIASES
 
 
+def _precisions():
+    from xprospect_tf.training.precision import PRECISIONS
+
+    return PRECISIONS
+
+
 def _losses():
     from xprospect_tf.training.losses import LOSSES
 
@@ -195,6 +201,9 @@ class ModelConfig:
     output_bias: str = setting("mean", "initial bias of the sigmoid output: 'mean' (the untrained "
                                "model predicts the training volumes' mean voxel value; ours) or 'zero' "
                                "(Keras' default: it predicts 0.5)", choices=_output_biases)
+    precision: str = setting("float32", "the layers' compute dtype (a Keras dtype policy): float32, or "
+                             "mixed_bfloat16 / mixed_float16 (float32 variables, output and losses; "
+                             "mixed_float16 adds loss scaling); ours", choices=_precisions)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,8 @@ def _check_spatial_dims(spatial_dims):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims!r}")
 
 
-def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION, bias_initializer="zeros"):
+def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION, bias_initializer="zeros",
+              dtype=None):
     """A 'same'-padded convolution with SELU and lecun_normal initialization.
 
     Args:
@@ -33,6 +34,7 @@ def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION,
         kernel_size: kernel side (3 by default; 1 for channel mixing).
         activation: activation (``"selu"`` by default).
         bias_initializer: the bias's Keras initializer (zeros by default).
+        dtype: the layer's dtype policy (``None``: Keras' current default policy).
 
     Returns:
         An unbuilt ``keras.layers.Conv2D`` or ``Conv3D``.
@@ -44,7 +46,7 @@ def selu_conv(filters, spatial_dims, name, kernel_size=3, activation=ACTIVATION,
     _check_spatial_dims(spatial_dims)
     return _CONV[spatial_dims](
         filters, kernel_size, padding="same", activation=activation,
-        kernel_initializer=KERNEL_INITIALIZER, bias_initializer=bias_initializer, name=name,
+        kernel_initializer=KERNEL_INITIALIZER, bias_initializer=bias_initializer, name=name, dtype=dtype,
     )
 
 

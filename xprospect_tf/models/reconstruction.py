@@ -22,6 +22,7 @@ from xprospect_tf.layers import (
     BackProjection, ConnectionA, ConnectionB, ConnectionC, ConnectionD, ConvBlock,
     downsample, selu_conv, upsample,
 )
+from xprospect_tf.training.precision import OUTPUT_DTYPE, precision_scope
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def _fusion_decoder(coronal, sagittal, images, filters, bias_initializer):
         x = ConnectionD(name=f"connection_d_{i}")([coronal[i], sagittal[i], up])
         x = ConvBlock(filters[i], spatial_dims=3, name=f"fusion_{i}")(_inject(x, images, i))
     return selu_conv(1, 3, name="ct", kernel_size=1, activation="sigmoid",
-                     bias_initializer=bias_initializer)(x)
+                     bias_initializer=bias_initializer, dtype=OUTPUT_DTYPE)(x)
 
 
 def _logit_initializer(mean):
@@ -217,7 +218,9 @@ the baselines' builders are :data:`xprospect_tf.models.baselines.BASELINES`."""
 def build_model(config_model, size, output_mean=None):
     """Build the Keras model a :class:`~xprospect_tf.config.ModelConfig` names.
 
-    Dispatches on ``config_model.architecture`` through :data:`MODEL_BUILDERS`.
+    Dispatches on ``config_model.architecture`` through :data:`MODEL_BUILDERS`;
+    the layers compute in ``config_model.precision``
+    (:func:`~xprospect_tf.training.precision.precision_scope`).
 
     Args:
         config_model: the row's ``ModelConfig``.
@@ -249,4 +252,5 @@ def build_model(config_model, size, output_mean=None):
             f"model.architecture = {architecture!r}: use one of "
             f"{', '.join(list(MODEL_BUILDERS) + list(BASELINES))}"
         )
-    return MODEL_BUILDERS[architecture](config_model, size, output_mean=output_mean)
+    with precision_scope(config_model.precision):
+        return MODEL_BUILDERS[architecture](config_model, size, output_mean=output_mean)

@@ -65,7 +65,8 @@ def build_diffusion_row(config):
     """The :class:`DiffusionModel` of a diffusion row's :class:`~xprospect_tf.config.RunConfig`.
 
     The denoiser's widths per level are the UNet rows' (:func:`~xprospect_tf.models.level_filters`
-    of ``model.base_filters`` over ``model.levels`` down-samplings); the rest is ``config.diffusion``.
+    of ``model.base_filters`` over ``model.levels`` down-samplings); its layers compute in
+    ``model.precision``; the rest is ``config.diffusion``.
 
     Example:
         >>> from xprospect_tf.config import load_experiments
@@ -76,18 +77,20 @@ def build_diffusion_row(config):
     """
     from xprospect_tf.checks import default_levels
     from xprospect_tf.models.reconstruction import level_filters
+    from xprospect_tf.training.precision import precision_scope
 
     size, d, m = config.data.size, config.diffusion, config.model
     levels = m.levels or default_levels(size)
-    return build_diffusion_model(
-        size, views=CONDITIONS[d.views], channels=level_filters(m.base_filters, levels),
-        embed_dim=d.embed_dim, encoder_filters=d.encoder_filters, attention=d.attention,
-        schedule=d.schedule, timesteps=d.timesteps, snr_shift=d.snr_shift, standardize=d.standardize,
-        prediction=d.prediction, sample_steps=d.sample_steps,
-        eta=d.eta, guidance=d.guidance, condition_dropout=d.condition_dropout,
-        perceptual_weight=d.perceptual_weight, adversarial_weight=d.adversarial_weight,
-        discriminator_filters=d.discriminator_filters, seed=config.train.seed,
-        classification_weight=d.classification_weight, classifier_filters=d.classifier_filters,
-        latent_channels=d.latent_channels if d.latent else None,
-        projection_injection=d.projection_injection,
-        name=config.row.lower().replace(" ", "_").replace("-", "_"))
+    with precision_scope(m.precision):
+        return build_diffusion_model(
+            size, views=CONDITIONS[d.views], channels=level_filters(m.base_filters, levels),
+            embed_dim=d.embed_dim, encoder_filters=d.encoder_filters, attention=d.attention,
+            schedule=d.schedule, timesteps=d.timesteps, snr_shift=d.snr_shift, standardize=d.standardize,
+            prediction=d.prediction, sample_steps=d.sample_steps,
+            eta=d.eta, guidance=d.guidance, condition_dropout=d.condition_dropout,
+            perceptual_weight=d.perceptual_weight, adversarial_weight=d.adversarial_weight,
+            discriminator_filters=d.discriminator_filters, seed=config.train.seed,
+            classification_weight=d.classification_weight, classifier_filters=d.classifier_filters,
+            latent_channels=d.latent_channels if d.latent else None,
+            projection_injection=d.projection_injection,
+            name=config.row.lower().replace(" ", "_").replace("-", "_"))

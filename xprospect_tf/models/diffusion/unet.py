@@ -20,6 +20,8 @@ import math
 import keras
 from keras import ops
 
+from xprospect_tf.training.precision import OUTPUT_DTYPE
+
 ACTIVATION = "silu"
 GROUPS = 8  # group normalization groups (fewer when a width is not divisible)
 VIEWS = ("frontal", "lateral")
@@ -203,7 +205,7 @@ def build_denoiser(size, channels=(16, 32, 64), condition_dim=128, attention=Tru
             h = keras.layers.Conv3D(channels[i - 1], 3, padding="same", name=f"up{i}_resample_conv")(h)
     h = _norm(channels[0], "out_norm")(h)
     h = keras.layers.Activation(ACTIVATION, name="out_act")(h)
-    out = keras.layers.Conv3D(in_channels, 3, padding="same", name="prediction")(h)
+    out = keras.layers.Conv3D(in_channels, 3, padding="same", name="prediction", dtype=OUTPUT_DTYPE)(h)
     return keras.Model(inputs, out, name=name)
 
 
@@ -290,5 +292,5 @@ def build_discriminator(size, filters=16, name="discriminator"):
         if i:
             h = _norm(filters * mult, f"norm{i}")(h)
         h = keras.layers.LeakyReLU(0.2, name=f"act{i}")(h)
-    logits = keras.layers.Conv3D(1, 3, padding="same", name="logits")(h)
+    logits = keras.layers.Conv3D(1, 3, padding="same", name="logits", dtype=OUTPUT_DTYPE)(h)
     return keras.Model(volume, logits, name=name)

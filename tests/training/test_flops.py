@@ -1,0 +1,46 @@
+"""Forward FLOP counter: each counted layer against a hand formula; sums over nested layers."""
+
+import keras
+import pytest
+
+from xprospect_tf.layers import ConnectionA, ConvBlock
+from xprospect_tf.training.flops import forward_flops, layer_flops
+
+
+def _one_layer(input_shape, layer):
+    return keras.Sequential([keras.Input(input_shape), layer])
+
+
+@pytest.mark.parametrize(
+    "input_shape, layer, expected",
+    [
+        # output voxels x kernel volume x in_channels x out_channels x 2
+        ((8, 8, 8, 3), keras.layers.Conv3D(5, 3, padding="same"), 8**3 * 27 * 3 * 5 * 2),
+        ((9, 9, 9, 2), keras.layers.Conv3D(4, 3, strides=2), 4**3 * 27 * 2 * 4 * 2),  # valid: 4 per axis
+        ((6, 6, 4), keras.layers.Conv2D(6, (3, 1), padding="same", groups=2), 36 * 3 * (4 // 2) * 6 * 2),
+        ((4, 4, 4, 3), keras.layers.Conv3DTranspose(5, 2, strides=2), 4**3 * 8 * 3 * 5 * 2),  # input voxels
+        ((7,), keras.layers.Dense(4), 7 * 4 * 2),
+        ((6, 7), keras.layers.Dense(4), 6 * 7 * 4 * 2),  # applied at each of the 6 positions
+        ((8, 8, 3), keras.layers.MaxPooling2D(), 0),  # not counted
+    ],
+)
+def test_one_layer_matches_the_hand_formula(input_shape, layer, expected):
+    model = _one_layer(input_shape, layer)
+    assert layer_flops(layer) == expected
+    assert forward_flops(model) == expected
+
+
+def test_layers_in_sequence_add_up():
+    model = keras.Sequential([keras.Input((8, 8, 8, 2)), keras.layers.Conv3D(4, 3, padding="same"),
+                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    assert forward_flops(model) == 2 * (8**3 * 27 * 2 * 4) + 2 * (8**3 * 4 * 10)
+
+
+def test_sublayers_of_composite_layers_and_nested_models_are_counted_once():
+    inner = _one_layer((8, 8, 1), ConvBlock(4, spatial_dims=2))  # two 3x3 convs: 1 -> 4 -> 4
+    block = 2 * 64 * 9 * (1 * 4 + 4 * 4)
+    assert forward_flops(inner) == block
+    x = keras.Input((8, 8, 1))
+    dense = ConnectionA(6, grid_size=2, filters=3)  # flatten 8*8*4 -> 6 -> 2^3 * 3
+    outer = keras.Model(x, dense(inner(x)))
+    assert forward_flops(outer) == block + 2 * (256 * 6 + 6 * 24)
