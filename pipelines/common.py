@@ -85,8 +85,11 @@ def comparable(config):
     no training reads: the classification cohort's finding settings are checked
     on its prepared datasets). A run of a
     version before validation splits reads as ``data.val_fraction = 0`` (it
-    trained on every non-test case): reused under that setting, retrained under another;
-    one of a version before ``model.precision`` reads as float32 (it trained in float32)."""
+    trained on every non-test case): reused under that setting, retrained under another.
+    Any other setting a run's version did not have reads as its default: a new
+    setting's default is what the code did before it existed (``model.precision``
+    float32, ``style.residual`` false, ...)."""
+    import dataclasses
     import json
 
     config = json.loads(json.dumps(config.to_dict() if isinstance(config, RunConfig) else config))
@@ -95,8 +98,11 @@ def comparable(config):
     config.pop("classify", None)
     if isinstance(config.get("data"), dict):
         config["data"].setdefault("val_fraction", 0.0)
-    if isinstance(config.get("model"), dict):
-        config["model"].setdefault("precision", "float32")
+    for field in dataclasses.fields(RunConfig):
+        section = config.get(field.name)
+        if isinstance(section, dict) and dataclasses.is_dataclass(field.type):
+            for setting in dataclasses.fields(field.type):
+                section.setdefault(setting.name, json.loads(json.dumps(setting.default)))
     return config
 
 
