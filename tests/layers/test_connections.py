@@ -73,6 +73,52 @@ def test_connection_b_expands_along_the_new_axis_3():
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
 
 
+def _repeat_then_conv3d(image, weights, depth):
+    """The definition of Connection-B: 1x1 Conv2D + SELU, repeat along axis 3, 3^3 Conv3D + SELU."""
+    from keras import ops
+
+    match, match_bias, mix, mix_bias = weights
+    x = keras.activations.selu(ops.conv(image, match, padding="same") + match_bias)
+    x = ops.repeat(ops.expand_dims(x, 3), depth, axis=3)
+    return keras.activations.selu(ops.conv(x, mix, padding="same") + mix_bias)
+
+
+@pytest.mark.parametrize(
+    "filters, depth, input_shape",
+    [
+        (4, None, (2, 5, 6, 3)),  # depth = width = 6
+        (3, 7, (2, 4, 5, 2)),
+        (2, 3, (1, 3, 4, 1)),  # one interior slice
+        (3, 2, (2, 4, 4, 2)),  # no interior slice
+        (2, 1, (1, 4, 3, 2)),  # one slice: only the kernel's centre plane applies
+    ],
+)
+def test_connection_b_equals_repeating_then_convolving_in_3d(filters, depth, input_shape):
+    """Outputs and gradients (input, Conv3D kernel) of the summed-kernel 2D path match the definition."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    layer = ConnectionB(filters, depth=depth)
+    layer.build(input_shape)
+    layer.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in layer.weights])
+    image = tf.constant(rng.normal(0, 1, input_shape).astype(np.float32))
+    d = depth or input_shape[2]
+    probe = rng.normal(0, 1, input_shape[:3] + (d, filters)).astype(np.float32)  # a random loss direction
+
+    def value_and_grads(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            out = fn()
+            loss = tf.reduce_sum(out * probe)
+        return [out.numpy()] + [g.numpy() for g in tape.gradient(loss, [image, layer.mix.kernel])]
+
+    got = value_and_grads(lambda: layer(image))
+    expected = value_and_grads(lambda: _repeat_then_conv3d(image, layer.weights, d))
+    assert got[0].shape == input_shape[:3] + (d, filters)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-5 * np.abs(e).max())
+
+
 # -- Connection-C / D ----------------------------------------------------------------
 
 
