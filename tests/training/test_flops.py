@@ -44,3 +44,14 @@ def test_sublayers_of_composite_layers_and_nested_models_are_counted_once():
     dense = ConnectionA(6, grid_size=2, filters=3)  # flatten 8*8*4 -> 6 -> 2^3 * 3
     outer = keras.Model(x, dense(inner(x)))
     assert forward_flops(outer) == block + 2 * (256 * 6 + 6 * 24)
+
+
+def test_connection_b_counts_the_2d_convolutions_it_runs():
+    from xprospect_tf.layers import ConnectionB
+
+    layer = ConnectionB(4, depth=8)
+    _one_layer((8, 8, 3), layer)
+    match = 2 * 64 * 3 * 4  # 1x1 Conv2D 3 -> 4 at 8x8
+    slices = 3 * 2 * 64 * 9 * 4 * 4  # first, interior, last: one 3x3 Conv2D 4 -> 4 each
+    assert forward_flops(layer) == match + slices
+    assert forward_flops(layer) < match + 2 * 8**3 * 27 * 4 * 4  # the Conv3D it replaces

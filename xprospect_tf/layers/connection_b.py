@@ -100,6 +100,14 @@ class ConnectionB(keras.layers.Layer):
         b, h, w, _ = input_shape
         return (b, h, w, self._depth(input_shape), self.filters)
 
+    def flops(self):
+        """Forward FLOPs of one sample (``2 * MACs``), as computed: the 1x1 ``match`` and one
+        2D convolution per distinct depth slice (:mod:`xprospect_tf.training.flops` uses it)."""
+        _, h, w, c_in = self.match.get_build_config()["input_shape"]
+        kh, kw = self.mix.kernel_size[:2]
+        ranges = len(self._ranges((None, h, w, c_in))[0])
+        return 2 * h * w * self.filters * (c_in + ranges * kh * kw * self.filters)
+
     def internal_output_shapes(self, input_shape):
         """The matched 2D feature and the distinct depth slices before their repetition
         (for the tensor-size guard)."""

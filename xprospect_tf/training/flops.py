@@ -18,6 +18,9 @@ concatenation, additions (element-wise work, a few FLOPs per activation),
 separable convolutions (not used here) and attention (``MultiHeadAttention``'s
 projections and products; the diffusion denoiser has one block of it at its
 coarsest level).
+A layer that computes differently from its sublayers' shapes (Connection-B runs
+2D convolutions with its Conv3D's kernel) reports its own count through a
+``flops()`` method, and its sublayers are then not walked.
 Figures are per sample: the batch axis is left out.
 """
 
@@ -73,4 +76,15 @@ def forward_flops(model):
         >>> forward_flops(model) == 2 * (10 * 4 + 4 * 3)
         True
     """
-    return sum(layer_flops(layer) for layer in model._flatten_layers(include_self=True, recursive=True))
+    seen = set()
+
+    def walk(layer):
+        if id(layer) in seen:
+            return 0
+        seen.add(id(layer))
+        if callable(getattr(layer, "flops", None)):
+            return int(layer.flops())
+        return layer_flops(layer) + sum(walk(child) for child in layer._flatten_layers(include_self=False,
+                                                                                           recursive=False))
+
+    return walk(model)
