@@ -47,7 +47,7 @@ def test_train_writes_generator_config_history_and_samples(runs, data_dir):
     assert (config["learning_rate"], config["cycle_lambda"]) == (paper.learning_rate, paper.cycle_lambda)
     assert (config["ema_momentum"], config["ema_every"], config["seed"]) == (0.99, 100, 0)
     assert list(config) == ["view", "data", "size", "fov_mm", "domain_b", "count", "epochs",
-                            "batch_size", "filters", "disc_filters", "n_residual", "upsampling",
+                            "batch_size", "filters", "disc_filters", "n_residual", "upsampling", "residual",
                             "learning_rate", "cycle_lambda", "ema_momentum", "ema_every", "seed"]
     assert set(os.listdir(out)) <= {"backup", "config.json", "generator.keras", "history.csv",
                                     "last.keras", "last.keras.json", "samples"}  # the layout, nothing else
