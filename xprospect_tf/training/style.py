@@ -179,7 +179,7 @@ def _fit_cyclegan(config, out_dir, images_a, images_b, run_eagerly):
     keras.utils.set_random_seed(config["seed"])  # the initial weights
     gan = make_cyclegan(config["size"], filters=config["filters"], disc_filters=config["disc_filters"],
                         n_residual=config["n_residual"], cycle_lambda=config["cycle_lambda"],
-                        upsampling=config["upsampling"], residual=config.get("residual", False),
+                        upsampling=config["upsampling"], residual=config["residual"],
                         name=f"cyclegan_{config['view']}")
     compile_cyclegan(gan, learning_rate=config["learning_rate"], ema_momentum=config["ema_momentum"],
                      ema_every=config["ema_every"], run_eagerly=run_eagerly)
