@@ -104,8 +104,8 @@ class DiffusionModel(keras.Model):
     """
 
     def __init__(self, encoder, denoiser, views=VIEWS, schedule="cosine", timesteps=1000, prediction="eps",
-                 snr_shift=1.0, sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0, perceptual_weight=0.0,
-                 adversarial_weight=0.0, discriminator_filters=16, seed=0, latent_encoder=None,
+                 snr_shift=1.0, sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0,
+                 perceptual_weight=0.0, adversarial_weight=0.0, discriminator_filters=16, seed=0, latent_encoder=None,
                  latent_decoder=None, classification_weight=0.0, classifier_filters=8, standardize=False,
                  **kwargs):
         super().__init__(**kwargs)
@@ -223,8 +223,11 @@ class DiffusionModel(keras.Model):
     def to_latent(self, x):
         """Volumes in [-1, 1] -> what the denoiser works on (the scaled slice latents in latent
         mode; standardized with ``standardize``)."""
-        z = self.slice_encoder(x) * self.latent_scale if self.latent else x
+        z = self._unstandardized(x)
         return (z - self.data_mean) * self.data_scale if self.standardize else z
+
+    def _unstandardized(self, x):
+        return self.slice_encoder(x) * self.latent_scale if self.latent else x
 
     def from_latent(self, z):
         """The inverse of :meth:`to_latent` (in latent mode decoded volumes, clipped to [-1, 1])."""
@@ -246,12 +249,8 @@ class DiffusionModel(keras.Model):
         Args:
             volumes: an iterable of ``(B, S, S, S, 1)`` numpy batches in [0, 1].
         """
-        standardize, self.standardize = self.standardize, False  # the plain representation
-        try:
-            codes = np.concatenate([np.asarray(self.to_latent(np.asarray(v, np.float32) * 2.0 - 1.0))
-                                    for v in volumes])
-        finally:
-            self.standardize = standardize
+        codes = np.concatenate([np.asarray(self._unstandardized(np.asarray(v, np.float32) * 2.0 - 1.0))
+                                for v in volumes])
         mean = codes.mean(axis=0)
         self.data_mean.assign(mean)
         self.data_scale.assign(1.0 / max(float(np.std(codes - mean)), 1e-6))
@@ -460,7 +459,8 @@ class DiffusionModel(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "denoiser": keras.saving.serialize_keras_object(self.denoiser),
             "views": list(self.views), "schedule": self.schedule, "timesteps": self.timesteps,
-            "snr_shift": self.snr_shift, "prediction": self.prediction, "sample_steps": self.sample_steps, "eta": self.eta,
+            "snr_shift": self.snr_shift, "prediction": self.prediction, "sample_steps": self.sample_steps,
+            "eta": self.eta,
             "guidance": self.guidance, "condition_dropout": self.condition_dropout,
             "perceptual_weight": self.perceptual_weight, "adversarial_weight": self.adversarial_weight,
             "discriminator_filters": self.discriminator_filters, "seed": self.seed,
