@@ -31,7 +31,7 @@ def test_output_is_one_probability_per_case(name, size, filters, levels, rng):
     assert scores.shape == (3, 1) and np.all((scores > 0) & (scores < 1))
     # width doubles per level, capped at 4x; one tower per view for the X-ray pair
     convs = [layer for layer in model.layers if "conv" in layer.name]
-    n_levels = levels or int(np.log2(size)) - 2
+    n_levels = levels or min(3, int(np.log2(size)) - 2)
     assert len(convs) == n_levels * (2 if name == "cnn2d" else 1)
     assert max(c.filters for c in convs) == filters * min(2 ** (n_levels - 1), 4)
 

@@ -12,13 +12,15 @@ project's small stand-ins, one convolutional tower implementation for 2D and
   ``(S, S, 1)`` each, separate weights: the views see different anatomy),
   their features concatenated.
 
-Each tower is a local detector: ``levels`` (default 2) x (3^d convolution,
-batch normalization, ReLU, 2^d max pooling), a 1^d convolution giving features
-per place, and a global max over places (a focal finding shows wherever it
-is). A short receptive field (about 10 voxels) is ours: on a few dozen
-training cases, deeper towers that see the whole chest memorized the anatomy
-of each case (training AUC 1, held-out AUC near 0.6 on 32^3 phantoms). The head
-is one sigmoid unit, ``score``: the probability of the positive class. Names map to builders in :data:`CLASSIFIERS` (the choices of
+Each tower is ``levels`` (default 3) x (3^d convolution, batch normalization,
+ReLU, 2^d max pooling) and a global average over places (ours). Measured on
+32^3 phantoms with a 48-60 mm lung mass (320 training cases, 160 held out, 20
+epochs): this tower 0.98 held-out AUC; the same with a global max 0.75; two
+levels, a 1^d convolution and a global max (a local detector, the previous
+default) 0.53 while fitting the training cases (training AUC 1). With fewer
+than a few hundred cases every 3D tower tried memorized the anatomy of each
+case (docs/classification.md). The head is one sigmoid unit, ``score``: the
+probability of the positive class. Names map to builders in :data:`CLASSIFIERS` (the choices of
 ``classify.ct_classifier`` / ``classify.xray_classifier``); each builder's
 ``inputs`` attribute says what it reads (:data:`VOLUME` or :data:`XRAYS`).
 """
@@ -40,14 +42,13 @@ def _tower(x, dims, filters, levels, name):
         x = keras.layers.BatchNormalization(name=f"{name}_norm{i}")(x)
         x = keras.layers.Activation("relu", name=f"{name}_relu{i}")(x)
         x = pool(2, name=f"{name}_pool{i}")(x)
-    x = conv(width, 1, name=f"{name}_local")(x)  # per-place features of a local detector
-    gmax = keras.layers.GlobalMaxPooling3D if dims == 3 else keras.layers.GlobalMaxPooling2D
-    return gmax(name=f"{name}_max")(x)
+    pool = keras.layers.GlobalAveragePooling3D if dims == 3 else keras.layers.GlobalAveragePooling2D
+    return pool(name=f"{name}_mean")(x)
 
 
 def _levels(size, levels):
     if levels is None:
-        levels = max(1, min(2, int(math.log2(size)) - 2))  # a local receptive field (see the module)
+        levels = max(1, min(3, int(math.log2(size)) - 2))  # see the module
     if size < 2**levels:
         raise ValueError(f"size {size} is too small for {levels} pooling levels")
     return int(levels)
@@ -65,7 +66,7 @@ def build_cnn3d(size, filters=8, levels=None, dropout=0.0, name="cnn3d"):
     Args:
         size: cube side ``S`` of the volume (at least ``2**levels``).
         filters: channels of the first level (doubling per level, at most 4x).
-        levels: convolution + pooling levels (default ``min(2, log2(S) - 2)``).
+        levels: convolution + pooling levels (default ``min(3, log2(S) - 2)``).
         dropout: dropout rate before the output unit.
         name: the model's name.
 
