@@ -196,7 +196,7 @@ def measure_model(cfg, mode, steps, seed=0):
     if is_baseline(cfg):
         raise ConfigError(f"row {cfg.row!r} is a baseline computed without a trained model: nothing to "
                           "bench; use a trained row (e.g. 512-Dense, 512-ProjInj, Diffusion-Frontal)")
-    model, build_s = _timed(build_compiled_model, cfg)
+    model, build_s = _timed(build_compiled_model, cfg, steps_per_epoch=cfg.train.steps_per_epoch or 1)
     diffusion = is_diffusion(cfg)
     network = model.denoiser if diffusion else model  # what --predict calls and the FLOPs count
     batch, size = cfg.train.batch_size, cfg.data.size

@@ -81,7 +81,7 @@ def dry_run(cfg):
     from xprospect_tf.training.guard import tensor_size_report
     from xprospect_tf.training.rows import build_compiled_model
 
-    model = build_compiled_model(cfg)
+    model = build_compiled_model(cfg, steps_per_epoch=1)  # sizes only: the schedule is not used
     report = tensor_size_report(model, cfg.train.batch_size)
     print(f"{cfg.row} ({cfg.preset}): {model.count_params():,} parameters, batch {cfg.train.batch_size}")
     print(report.format())

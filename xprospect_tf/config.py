@@ -213,6 +213,8 @@ class TrainConfig:
     loss: str = setting("mse", "training loss", choices=_losses)
     optimizer: str = setting("adam", "optimizer", choices=_optimizers)
     learning_rate: float = setting(1e-4, "learning rate", above=0.0)
+    lr_schedule: str = setting("constant", "constant, or cosine: decay from learning_rate to 0 over the run's "
+                               "epochs x steps (ours)", choices=lambda: ("constant", "cosine"))
     epochs: int = setting(50, "training epochs", check=check_positive_int)
     batch_size: int = setting(1, "batch size (per replica)", check=check_positive_int)
     steps_per_epoch: typing.Optional[int] = setting(None, "steps per epoch; null: the whole train split",

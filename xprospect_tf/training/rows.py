@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 MEAN_CASES = 64  # training cases averaged for the output's starting value (ours: a scalar needs few)
 
 
-def build_compiled_model(config, strategy=None, output_mean=None):
+def build_compiled_model(config, strategy=None, output_mean=None, steps_per_epoch=None):
     """Build and compile the Keras model of a trained row.
 
     Args:
@@ -33,6 +33,8 @@ def build_compiled_model(config, strategy=None, output_mean=None):
         output_mean: the training volumes' mean voxel value (:func:`mean_voxel`):
             the untrained model's output when ``config.model.output_bias`` is
             ``"mean"``; ``None`` starts it at 0.5.
+        steps_per_epoch: the run's steps per epoch, which ``train.lr_schedule: cosine``
+            needs (its decay spans ``train.epochs`` of them).
 
     Returns:
         a compiled ``keras.Model``: ``config.model`` at ``config.data.size``,
@@ -52,10 +54,10 @@ def build_compiled_model(config, strategy=None, output_mean=None):
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if is_diffusion(config):
-            return _compiled_diffusion_model(config)
+            return _compiled_diffusion_model(config, steps_per_epoch)
         model = build_model(config.model, config.data.size, output_mean=output_mean)
         model.compile(
-            optimizer=get_optimizer(config.train.optimizer, config.train.learning_rate),
+            optimizer=get_optimizer(config.train.optimizer, learning_rate(config.train, steps_per_epoch)),
             loss=get_loss(config.train.loss),
             metrics=[PSNR(name="psnr")],
             run_eagerly=config.train.run_eagerly,
@@ -63,7 +65,28 @@ def build_compiled_model(config, strategy=None, output_mean=None):
     return model
 
 
-def _compiled_diffusion_model(config):
+def learning_rate(train, steps_per_epoch=None):
+    """``train.learning_rate``, or with ``train.lr_schedule: cosine`` a Keras ``CosineDecay``
+    from it to 0 over ``train.epochs * steps_per_epoch`` steps.
+
+    Example:
+        >>> from xprospect_tf.config import TrainConfig
+        >>> schedule = learning_rate(TrainConfig(learning_rate=1e-3, epochs=2, lr_schedule="cosine"), 5)
+        >>> [round(float(schedule(step)), 6) for step in (0, 5, 10)]  # half-way: half
+        [0.001, 0.0005, 0.0]
+    """
+    import keras
+
+    from xprospect_tf.errors import ConfigError
+
+    if train.lr_schedule == "constant":
+        return train.learning_rate
+    if not steps_per_epoch:
+        raise ConfigError("train.lr_schedule: cosine needs the run's steps per epoch")
+    return keras.optimizers.schedules.CosineDecay(train.learning_rate, train.epochs * int(steps_per_epoch))
+
+
+def _compiled_diffusion_model(config, steps_per_epoch=None):
     """A diffusion row's model, compiled: its loss is its own (``compute_loss``), the
     optimizer keeps the weights' moving average (``use_ema``), which ``fit`` copies
     into the weights when it ends."""
@@ -73,7 +96,7 @@ def _compiled_diffusion_model(config):
     d = config.diffusion
     model = build_diffusion_row(config)
     model.compile(
-        optimizer=get_optimizer(config.train.optimizer, config.train.learning_rate, use_ema=True,
+        optimizer=get_optimizer(config.train.optimizer, learning_rate(config.train, steps_per_epoch), use_ema=True,
                                 ema_momentum=d.ema_momentum, global_clipnorm=d.gradient_clip),
         run_eagerly=config.train.run_eagerly)
     return model
@@ -177,7 +200,8 @@ def fit_row(cfg, run_dir, data_dir):
     batch = global_batch_size(cfg.train.batch_size, strategy)
     diffusion = is_diffusion(cfg)
     output_mean = mean_voxel(data_dir) if cfg.model.output_bias == "mean" and not diffusion else None
-    model = build_compiled_model(cfg, strategy, output_mean)
+    steps = cfg.train.steps_per_epoch or batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
+    model = build_compiled_model(cfg, strategy, output_mean, steps)
     report = tensor_size_report(model, cfg.train.batch_size)  # one replica's tensors
     log.info("%s: %s parameters, estimated training memory %.2f GiB per replica (batch %d on "
              "each of %d replica(s))", cfg.row, f"{model.count_params():,}",
@@ -199,7 +223,6 @@ def fit_row(cfg, run_dir, data_dir):
             model.fit_standardization(
                 ct for _, ct in load_prepared(data_dir, "train", batch_size=16).as_numpy_iterator())
     initial_epoch = backup.restore(model)
-    steps = cfg.train.steps_per_epoch or batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
     labels = manifest.labels() if diffusion and cfg.diffusion.classification_weight else None
     fitted = False
     for stage in training_stages(cfg):
