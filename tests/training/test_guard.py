@@ -104,10 +104,10 @@ def test_largest_batch_of_the_reconstruction_model_matches_its_widest_tensor(siz
     from xprospect_tf.models.reconstruction import build_reconstruction_model
 
     model = build_reconstruction_model(size=size, dense_units=64, projinj=projinj, base_filters=base_filters)
-    # independent count: the widest full-size tensor is the fusion decoder's input at scale 0,
-    # Connection-D's average (C0 channels) + the up-sampled scale-1 output (C1 = 2 C0)
-    # (+ the 2 back-projection channels with ProjInj): size^3 (3 C0 [+ 2]) per sample.
-    per_sample = size**3 * (3 * base_filters + (2 if projinj else 0))
+    # independent count: the widest full-size tensors have C0 channels (the scale-0 blocks, Connection-B/C),
+    # with ProjInj C0 + 2: the fusion block's concatenation of Connection-C's average and the 2 back-projection
+    # channels. The up-sampled scale-1 output (C1 = 2 C0 channels) is never made (ConvBlock's `upsampled`).
+    per_sample = size**3 * (base_filters + (2 if projinj else 0))
     expected = (2**31 - 1) // per_sample
     report = guard.tensor_size_report(model, 7)
     assert report.largest_per_sample[0] == per_sample
