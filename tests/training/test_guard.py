@@ -91,12 +91,14 @@ def test_tensors_inside_composite_layers_are_counted():
     from xprospect_tf.training.guard import tensor_size_report
 
     image = keras.Input((8, 8, 2))
-    volume = ConnectionB(3, name="lift")(image)  # (8, 8, 8, 3); inside: (8, 8, 3) then 3 slices (8, 8, 3, 3)
-    out = ConvBlock(5, spatial_dims=3, convs=3, name="block")(volume)  # 3 convs of (8, 8, 8, 5)
-    report = tensor_size_report(keras.Model(image, out), batch_size=2)
+    volume = ConnectionB(3, depth=16, name="lift")(image)  # (8, 8, 16, 3); inside: (8, 8, 3), 3 slices (8, 8, 3, 3)
+    shallow = ConnectionB(3, depth=8, name="shallow")(image)  # below SUMMED_MIN_DEPTH: repeated (8, 8, 8, 3)
+    out = ConvBlock(5, spatial_dims=3, convs=3, name="block")(volume)  # 3 convs of (8, 8, 16, 5)
+    report = tensor_size_report(keras.Model(image, [out, shallow]), batch_size=2)
     rows = {r.name: r for r in report.layers}
-    assert rows["block"].activation_elements == 3 * 2 * 8 * 8 * 8 * 5
-    assert rows["lift"].activation_elements == 2 * (8 * 8 * 3 + 8 * 8 * 3 * 3 + 8 * 8 * 8 * 3)
+    assert rows["block"].activation_elements == 3 * 2 * 8 * 8 * 16 * 5
+    assert rows["lift"].activation_elements == 2 * (8 * 8 * 3 + 8 * 8 * 3 * 3 + 8 * 8 * 16 * 3)
+    assert rows["shallow"].activation_elements == 2 * (8 * 8 * 3 + 8 * 8 * 8 * 3 + 8 * 8 * 8 * 3)
 
 
 @pytest.mark.parametrize("size, base_filters, projinj", [(16, 2, True), (32, 4, False)])
