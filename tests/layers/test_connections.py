@@ -93,9 +93,15 @@ def _repeat_then_conv3d(image, weights, depth):
         (2, 1, (1, 4, 3, 2)),  # one slice: only the kernel's centre plane applies
     ],
 )
-def test_connection_b_equals_repeating_then_convolving_in_3d(filters, depth, input_shape):
-    """Outputs and gradients (input, Conv3D kernel) of the summed-kernel 2D path match the definition."""
+@pytest.mark.parametrize("summed", [True, False])
+def test_connection_b_equals_repeating_then_convolving_in_3d(filters, depth, input_shape, summed, monkeypatch):
+    """Outputs and gradients (input, Conv3D kernel) of the summed-kernel 2D path, and of the repeating
+    path used below SUMMED_MIN_DEPTH, match the definition."""
     import tensorflow as tf
+
+    from xprospect_tf.layers import connection_b
+
+    monkeypatch.setattr(connection_b, "SUMMED_MIN_DEPTH", 1 if summed else 10**9)
 
     rng = np.random.default_rng(3)
     layer = ConnectionB(filters, depth=depth)

@@ -67,7 +67,7 @@ def test_projinj_feeds_back_projections_into_every_fusion_scale(tiny_models):
     assert sorted(l.pool_size for l in injections) == [2**i for i in range(len(filters))]
     assert not any(isinstance(l, BackProjection) for l in plain.layers)
     for i in range(len(filters)):
-        channels = [m.get_layer(f"fusion_{i}").input.shape[-1] for m in (plain, projinj)]
+        channels = [m.get_layer(f"fusion_{i}").conv_layers[0].kernel.shape[-2] for m in (plain, projinj)]
         assert channels[1] - channels[0] == 2  # frontal and lateral smears
     # only the first convolution of each fusion block sees 2 more input channels
     assert projinj.count_params() - plain.count_params() == sum(27 * 2 * f for f in filters)
@@ -178,3 +178,101 @@ def test_output_starts_at_the_training_mean(output_bias, expected):
 def test_output_mean_outside_the_open_unit_interval_is_refused(mean):
     with pytest.raises(ConfigError, match="output_mean"):
         build_reconstruction_model(**TINY, output_mean=mean)
+
+
+# -- the decoder blocks up-sample inside (issue #11): the same model as the graph before ----------
+
+
+def _graph_before_issue_11(size, dense_units, base_filters, projinj=False):
+    """The reconstruction graph as built before the decoder blocks took their half-resolution input:
+    UpSampling3D + Concatenate (Connection-D in the fusion decoder) + ConvBlock at every scale."""
+    from xprospect_tf.layers import ConnectionB, ConnectionC, ConnectionD, ConvBlock
+    from xprospect_tf.models.reconstruction import _encoder, _validated_levels
+
+    filters = level_filters(base_filters, _validated_levels(size, dense_units, projinj, base_filters, None))
+    inputs = [keras.Input((size, size, 1), name=n) for n in ("frontal", "lateral")]
+
+    def branch(image, prefix):
+        skips, bottleneck = _encoder(image, prefix, filters)
+        x = ConnectionA(dense_units, grid_size=bottleneck.shape[1], filters=filters[-1],
+                        name=f"{prefix}_connection_a")(bottleneck)
+        volumes = [x]
+        for i in reversed(range(len(skips))):
+            up = keras.layers.UpSampling3D(2, name=f"{prefix}_up_{i}")(x)
+            skip = ConnectionB(filters[i], name=f"{prefix}_connection_b_{i}")(skips[i])
+            x = keras.layers.Concatenate(name=f"{prefix}_concat_{i}")([up, skip])
+            x = ConvBlock(filters[i], spatial_dims=3, name=f"{prefix}_decoder_{i}")(x)
+            volumes.append(x)
+        return volumes[::-1]
+
+    def inject(x, level):
+        if not projinj:
+            return x
+        projected = BackProjection(pool_size=2**level, name=f"projinj_{level}")(inputs)
+        return keras.layers.Concatenate(name=f"projinj_concat_{level}")([x, projected])
+
+    coronal, sagittal = branch(inputs[0], "coronal"), branch(inputs[1], "sagittal")
+    bottom = len(filters) - 1
+    x = inject(ConnectionC(name="connection_c")([coronal[bottom], sagittal[bottom]]), bottom)
+    x = ConvBlock(filters[bottom], spatial_dims=3, name=f"fusion_{bottom}")(x)
+    for i in reversed(range(bottom)):
+        up = keras.layers.UpSampling3D(2, name=f"fusion_up_{i}")(x)
+        x = ConnectionD(name=f"connection_d_{i}")([coronal[i], sagittal[i], up])
+        x = ConvBlock(filters[i], spatial_dims=3, name=f"fusion_{i}")(inject(x, i))
+    ct = keras.layers.Conv3D(1, 1, activation="sigmoid", name="ct")(x)
+    return keras.Model(inputs, ct)
+
+
+def _copy_weights_by_layer(source, target):
+    """Copy every layer's weights to the layer of the same name (the same shapes and paths are
+    required); the order of ``model.weights`` differs between the graphs (it follows graph depth)."""
+    weighted = {layer.name: layer for layer in source.layers if layer.weights}
+    assert weighted.keys() == {layer.name for layer in target.layers if layer.weights}
+    for name, layer in weighted.items():
+        twin = target.get_layer(name)
+        assert [(w.path, w.shape) for w in layer.weights] == [(w.path, w.shape) for w in twin.weights]
+        twin.set_weights(layer.get_weights())
+
+
+def _logits(model, x):
+    """The output before its sigmoid (the sigmoid squashes differences near 0 and 1)."""
+    ct = np.clip(keras.ops.convert_to_numpy(model(x)).astype(np.float64), 1e-12, 1 - 1e-12)
+    return np.log(ct / (1 - ct))
+
+
+@pytest.mark.parametrize(
+    "kwargs, transposed_from",
+    [
+        ({"size": 16, "dense_units": 8, "base_filters": 3, "projinj": True}, 1),  # every decoder block
+        ({"size": 16, "dense_units": 8, "base_filters": 3}, None),  # the threshold: only the 8^3 -> 16^3 blocks
+        ({"size": 32, "dense_units": 4, "base_filters": 2, "projinj": True}, None),
+    ],
+)
+def test_same_weights_and_outputs_as_the_graph_before_issue_11(kwargs, transposed_from, monkeypatch):
+    from xprospect_tf.layers import blocks
+
+    if transposed_from is not None:
+        monkeypatch.setattr(blocks, "UPSAMPLED_MIN_POSITIONS", transposed_from)
+    keras.utils.set_random_seed(5)
+    model = build_reconstruction_model(**kwargs)
+    before = _graph_before_issue_11(**kwargs)
+    assert model.count_params() == before.count_params()
+    _copy_weights_by_layer(model, before)
+    x = images(kwargs["size"], batch=2, seed=1)
+    expected = _logits(before, x)
+    np.testing.assert_allclose(_logits(model, x), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def test_a_keras_file_saved_before_issue_11_loads_and_gives_the_same_volume(tmp_path):
+    keras.utils.set_random_seed(6)
+    model = build_reconstruction_model(**TINY, projinj=True)
+    before = _graph_before_issue_11(**TINY, projinj=True)
+    _copy_weights_by_layer(model, before)
+    before.save(tmp_path / "before.keras")
+    loaded = keras.saving.load_model(tmp_path / "before.keras")
+    assert loaded.get_layer("fusion_0").upsampled is None  # the old graph, as saved
+    x = images(16, batch=1)
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-5, atol=1e-6)
+    fresh = build_reconstruction_model(**TINY, projinj=True)
+    _copy_weights_by_layer(loaded, fresh)  # its weights, layer by layer, into the new graph
+    np.testing.assert_allclose(fresh(x), model(x), rtol=1e-5, atol=1e-6)

@@ -101,11 +101,11 @@ def test_dry_run_reports_and_flags_a_too_large_batch(tmp_path, capsys):
 
 
 def test_dry_run_names_the_limit_and_the_largest_batch_that_fits(capsys):
-    # 512-ProjInj at 16^3, base_filters 2: the widest tensor is the fusion input at full size,
-    # 16^3 x (2 + 4 + 2 back-projection channels) = 32,768 elements per sample, so
-    # 2^31 - 1 elements hold 65,535 samples and 65,536 x 32,768 = 2^31 is one too many
-    fits = (2**31 - 1) // (16**3 * (2 + 4 + 2))
-    assert fits == 65_535
+    # 512-ProjInj at 16^3, base_filters 2: the widest tensor is the fusion block's full-size input
+    # (the up-sampled previous output is never made), 16^3 x (2 + 2 back-projection channels) = 16,384
+    # elements per sample, so 2^31 - 1 elements hold 131,071 samples and 131,072 x 16,384 = 2^31 is one too many
+    fits = (2**31 - 1) // (16**3 * (2 + 2))
+    assert fits == 131_071
     row = ["train", "--row", "512-ProjInj", "--dry-run", *TINY]
     assert main([*row, "--set", f"train.batch_size={fits}"]) == 0
     out = capsys.readouterr().out
@@ -114,7 +114,7 @@ def test_dry_run_names_the_limit_and_the_largest_batch_that_fits(capsys):
     assert f"largest batch size that fits: {fits:,}" in out
     assert main([*row, "--set", f"train.batch_size={fits + 1}"]) == 1
     err = capsys.readouterr().err
-    assert "2,147,483,647 (2^31-1) elements per tensor" in err and "projinj_concat_0" in err
+    assert "2,147,483,647 (2^31-1) elements per tensor" in err and "fusion_0" in err
     assert f"the largest batch size that fits is {fits:,}: reduce train.batch_size to {fits} or less" in err
 
 

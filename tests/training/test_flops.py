@@ -49,9 +49,24 @@ def test_sublayers_of_composite_layers_and_nested_models_are_counted_once():
 def test_connection_b_counts_the_2d_convolutions_it_runs():
     from xprospect_tf.layers import ConnectionB
 
-    layer = ConnectionB(4, depth=8)
+    layer = ConnectionB(4, depth=16)
     _one_layer((8, 8, 3), layer)
     match = 2 * 64 * 3 * 4  # 1x1 Conv2D 3 -> 4 at 8x8
     slices = 3 * 2 * 64 * 9 * 4 * 4  # first, interior, last: one 3x3 Conv2D 4 -> 4 each
     assert forward_flops(layer) == match + slices
-    assert forward_flops(layer) < match + 2 * 8**3 * 27 * 4 * 4  # the Conv3D it replaces
+    assert forward_flops(layer) < match + 2 * 16 * 64 * 27 * 4 * 4  # the Conv3D it replaces
+    shallow = ConnectionB(4, depth=8)  # below SUMMED_MIN_DEPTH: repeated, then the Conv3D
+    _one_layer((8, 8, 3), shallow)
+    assert forward_flops(shallow) == match + 2 * 8 * 64 * 27 * 4 * 4
+
+
+def test_an_upsampled_conv_block_counts_its_low_resolution_share_at_8_taps():
+    low, skip = keras.Input((8, 8, 8, 6)), keras.Input((16, 16, 16, 2))
+    block = ConvBlock(4, spatial_dims=3, upsampled=0)
+    keras.Model([low, skip], block([low, skip]))
+    voxels = 16**3
+    first = 2 * voxels * (8 * 6 + 27 * 2) * 4  # transposed 2^3 taps of the 6 low channels + 3^3 taps of the skip
+    assert forward_flops(block) == first + 2 * voxels * 27 * 4 * 4
+    small = ConvBlock(4, spatial_dims=3, upsampled=0)  # 4^3 low positions: up-sampled and convolved (27 taps)
+    small([keras.Input((4, 4, 4, 6)), keras.Input((8, 8, 8, 2))])
+    assert forward_flops(small) == 2 * 8**3 * 27 * (8 * 4 + 4 * 4)

@@ -91,12 +91,14 @@ def test_tensors_inside_composite_layers_are_counted():
     from xprospect_tf.training.guard import tensor_size_report
 
     image = keras.Input((8, 8, 2))
-    volume = ConnectionB(3, name="lift")(image)  # (8, 8, 8, 3); inside: (8, 8, 3) then 3 slices (8, 8, 3, 3)
-    out = ConvBlock(5, spatial_dims=3, convs=3, name="block")(volume)  # 3 convs of (8, 8, 8, 5)
-    report = tensor_size_report(keras.Model(image, out), batch_size=2)
+    volume = ConnectionB(3, depth=16, name="lift")(image)  # (8, 8, 16, 3); inside: (8, 8, 3), 3 slices (8, 8, 3, 3)
+    shallow = ConnectionB(3, depth=8, name="shallow")(image)  # below SUMMED_MIN_DEPTH: repeated (8, 8, 8, 3)
+    out = ConvBlock(5, spatial_dims=3, convs=3, name="block")(volume)  # 3 convs of (8, 8, 16, 5)
+    report = tensor_size_report(keras.Model(image, [out, shallow]), batch_size=2)
     rows = {r.name: r for r in report.layers}
-    assert rows["block"].activation_elements == 3 * 2 * 8 * 8 * 8 * 5
-    assert rows["lift"].activation_elements == 2 * (8 * 8 * 3 + 8 * 8 * 3 * 3 + 8 * 8 * 8 * 3)
+    assert rows["block"].activation_elements == 3 * 2 * 8 * 8 * 16 * 5
+    assert rows["lift"].activation_elements == 2 * (8 * 8 * 3 + 8 * 8 * 3 * 3 + 8 * 8 * 16 * 3)
+    assert rows["shallow"].activation_elements == 2 * (8 * 8 * 3 + 8 * 8 * 8 * 3 + 8 * 8 * 8 * 3)
 
 
 @pytest.mark.parametrize("size, base_filters, projinj", [(16, 2, True), (32, 4, False)])
@@ -104,10 +106,10 @@ def test_largest_batch_of_the_reconstruction_model_matches_its_widest_tensor(siz
     from xprospect_tf.models.reconstruction import build_reconstruction_model
 
     model = build_reconstruction_model(size=size, dense_units=64, projinj=projinj, base_filters=base_filters)
-    # independent count: the widest full-size tensor is the fusion decoder's input at scale 0,
-    # Connection-D's average (C0 channels) + the up-sampled scale-1 output (C1 = 2 C0)
-    # (+ the 2 back-projection channels with ProjInj): size^3 (3 C0 [+ 2]) per sample.
-    per_sample = size**3 * (3 * base_filters + (2 if projinj else 0))
+    # independent count: the widest full-size tensors have C0 channels (the scale-0 blocks, Connection-B/C),
+    # with ProjInj C0 + 2: the fusion block's concatenation of Connection-C's average and the 2 back-projection
+    # channels. The up-sampled scale-1 output (C1 = 2 C0 channels) is never made (ConvBlock's `upsampled`).
+    per_sample = size**3 * (base_filters + (2 if projinj else 0))
     expected = (2**31 - 1) // per_sample
     report = guard.tensor_size_report(model, 7)
     assert report.largest_per_sample[0] == per_sample

@@ -19,8 +19,7 @@ import keras
 from xprospect_tf.checks import INT32_LIMIT, check_levels, check_model_size, check_positive_int, default_levels
 from xprospect_tf.errors import ConfigError, TensorSizeError
 from xprospect_tf.layers import (
-    BackProjection, ConnectionA, ConnectionB, ConnectionC, ConnectionD, ConvBlock,
-    downsample, selu_conv, upsample,
+    BackProjection, ConnectionA, ConnectionB, ConnectionC, ConvBlock, downsample, selu_conv,
 )
 from xprospect_tf.training.precision import OUTPUT_DTYPE, precision_scope
 
@@ -123,32 +122,42 @@ def _branch(image, prefix, filters, dense_units):
                     name=f"{prefix}_connection_a")(bottleneck)
     volumes = [x]
     for i in reversed(range(len(skips))):
-        up = upsample(3, name=f"{prefix}_up_{i}")(x)
         skip = ConnectionB(filters[i], name=f"{prefix}_connection_b_{i}")(skips[i])
-        x = keras.layers.Concatenate(name=f"{prefix}_concat_{i}")([up, skip])
-        x = ConvBlock(filters[i], spatial_dims=3, name=f"{prefix}_decoder_{i}")(x)
+        x = _decoder_block(filters[i], f"{prefix}_decoder_{i}", [x, skip], upsampled=0)
         volumes.append(x)
     return volumes[::-1]
 
 
-def _inject(x, images, level):
-    """Concatenate the back-projected X-rays at ``level``'s scale (ProjInj), if any."""
+def _decoder_block(filters, name, inputs, upsampled):
+    """A decoder step: ``inputs[upsampled]`` (half resolution) 2x up-sampled, concatenated
+    in order with the other inputs, then a 3D ConvBlock, computed by the block without
+    making the up-sampled tensor (:class:`~xprospect_tf.layers.ConvBlock`'s ``upsampled``)."""
+    return ConvBlock(filters, spatial_dims=3, upsampled=upsampled, name=name)(inputs)
+
+
+def _projections(images, level):
+    """The back-projected X-rays at ``level``'s scale (ProjInj) as a list: empty without ProjInj."""
     if images is None:
-        return x
-    projected = BackProjection(pool_size=2**level, name=f"projinj_{level}")(list(images))
-    return keras.layers.Concatenate(name=f"projinj_concat_{level}")([x, projected])
+        return []
+    return [BackProjection(pool_size=2**level, name=f"projinj_{level}")(list(images))]
 
 
 def _fusion_decoder(coronal, sagittal, images, filters, bias_initializer):
-    """Fuse the branch volumes bottom-up (Connection-C, then Connection-D) into the CT volume."""
+    """Fuse the branch volumes bottom-up (Connection-C, then Connection-D) into the CT volume.
+
+    Connection-D at scale i, the Connection-C fusion concatenated with the up-sampled previous
+    fusion output, is split: ``connection_c_i`` fuses the branches, and the fusion block
+    ``fusion_i`` up-samples the previous output and concatenates (then the back-projections),
+    so the up-sampled tensor is never made."""
     bottom = len(filters) - 1
     x = ConnectionC(name="connection_c")([coronal[bottom], sagittal[bottom]])
-    x = _inject(x, images, bottom)
+    projected = _projections(images, bottom)
+    if projected:
+        x = keras.layers.Concatenate(name=f"projinj_concat_{bottom}")([x, *projected])
     x = ConvBlock(filters[bottom], spatial_dims=3, name=f"fusion_{bottom}")(x)
     for i in reversed(range(bottom)):
-        up = upsample(3, name=f"fusion_up_{i}")(x)
-        x = ConnectionD(name=f"connection_d_{i}")([coronal[i], sagittal[i], up])
-        x = ConvBlock(filters[i], spatial_dims=3, name=f"fusion_{i}")(_inject(x, images, i))
+        fused = ConnectionC(name=f"connection_c_{i}")([coronal[i], sagittal[i]])
+        x = _decoder_block(filters[i], f"fusion_{i}", [fused, x, *_projections(images, i)], upsampled=1)
     return selu_conv(1, 3, name="ct", kernel_size=1, activation="sigmoid",
                      bias_initializer=bias_initializer, dtype=OUTPUT_DTYPE)(x)
 

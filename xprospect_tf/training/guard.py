@@ -230,8 +230,10 @@ def _internal_shapes(layer, batch_size):
     internal = getattr(layer, "internal_output_shapes", None)
     if internal is None:
         return ()
-    try:
-        input_shape = tuple(layer.input.shape)
+    import keras
+
+    try:  # a list of shapes for a layer called on a list (a ConvBlock with an up-sampled input)
+        input_shape = keras.tree.map_structure(lambda t: tuple(t.shape), layer.input)
     except (AttributeError, ValueError):
         return ()
     return tuple((batch_size,) + tuple(s)[1:] for s in internal(input_shape))
