@@ -276,3 +276,21 @@ def test_a_keras_file_saved_before_issue_11_loads_and_gives_the_same_volume(tmp_
     fresh = build_reconstruction_model(**TINY, projinj=True)
     _copy_weights_by_layer(loaded, fresh)  # its weights, layer by layer, into the new graph
     np.testing.assert_allclose(fresh(x), model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_fine_tuning_starts_from_the_weights_of_a_file_saved_before_issue_11(tmp_path):
+    from xprospect_tf.training.rows import load_weights_by_layer_name
+
+    keras.utils.set_random_seed(7)
+    model = build_reconstruction_model(**TINY)
+    before = _graph_before_issue_11(**TINY)
+    _copy_weights_by_layer(model, before)
+    before.save(tmp_path / "before.keras")
+    fresh = build_reconstruction_model(**TINY)
+    load_weights_by_layer_name(fresh, str(tmp_path / "before.keras"))
+    x = images(16, batch=1)
+    np.testing.assert_allclose(fresh(x), model(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="fusion_2 weight shape"):  # ProjInj: wider fusion blocks
+        load_weights_by_layer_name(build_reconstruction_model(**TINY, projinj=True), str(tmp_path / "before.keras"))
+    with pytest.raises(ValueError, match="only one of the two models"):  # one level more
+        load_weights_by_layer_name(build_reconstruction_model(**{**TINY, "size": 32}), str(tmp_path / "before.keras"))

@@ -340,7 +340,10 @@ def start_from(model, cfg):
         raise InputError(f"train.init_from = {cfg.train.init_from}: no model.keras there; give a finished "
                          "run folder or a .keras file")
     try:
-        model.load_weights(path)
+        if is_diffusion(cfg):  # a subclassed model: its weights are saved by attribute path
+            model.load_weights(path)
+        else:
+            load_weights_by_layer_name(model, path)
     except ValueError as e:
         raise InputError(f"train.init_from = {cfg.train.init_from}: its weights do not fit {cfg.row}'s "
                          f"model ({e}); fine-tune from a run of the same architecture and sizes") from None
@@ -351,6 +354,28 @@ def start_from(model, cfg):
         model.encoder.trainable = False
         log.info("%s: LoRA rank %d on %d layers of the denoiser; %s trainable parameters", cfg.row, rank,
                  adapted, f"{sum(int(np.prod(v.shape)) for v in model.trainable_variables):,}")
+
+
+def load_weights_by_layer_name(model, path):
+    """Copy the weights of the functional model saved at ``path`` into ``model``, layer by layer name.
+
+    ``model.load_weights`` matches layers of one class by their order in the graph, and the
+    order changes when a version adds or removes weightless layers (the decoder rewrite of
+    issue #11 removed the up-sampling and concatenation layers): a file saved by an older
+    version would load into the wrong layers, or fail. Names do not change.
+
+    Raises:
+        ValueError: a layer with weights has no namesake in the file, or other shapes.
+    """
+    from xprospect_tf.export import load_keras_model
+
+    source = {layer.name: layer for layer in load_keras_model(path, compile=False).layers if layer.weights}
+    target = [layer for layer in model.layers if layer.weights]
+    missing = sorted({layer.name for layer in target} ^ set(source))
+    if missing:
+        raise ValueError(f"layer {missing[0]!r} is in only one of the two models")
+    for layer in target:
+        layer.set_weights(source[layer.name].get_weights())
 
 
 def enable_lora(model, rank):
