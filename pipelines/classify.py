@@ -327,10 +327,10 @@ def write_outputs(out, cfg, ids, y, result, generator, cohort_dir, times):
 
     summaries = {name: cls.summarize(y, result["scores"][name], result["fold"], result["thresholds"][name])
                  for name in result["scores"]}
-    comparisons = cls.compare(y, result["scores"])
+    comparisons = cls.compare(y, result["scores"], fold=result["fold"])
     write_text(os.path.join(out, "predictions.csv"), predictions_csv(ids, y, result))
-    note = ("DeLong's test of two correlated AUCs on the pooled out-of-fold scores of the same "
-            f"{len(ids)} cases (two-sided p)")
+    note = ("DeLong's test of two correlated AUCs on the same cases, fold-wise: each fold's AUC difference "
+            f"and its DeLong variance, averaged over the {cfg.classify.folds} folds (two-sided p; {len(ids)} cases)")
     write_json(os.path.join(out, "delong.json"), {"note": note, "comparisons": comparisons})
     write_text(os.path.join(out, "table3.csv"), cls.table3_csv(summaries))
     save_figure(cls.roc_figure(y, result["scores"], title=f"ROC, {cfg.row} ({cfg.preset}), pooled out-of-fold"),
@@ -350,12 +350,13 @@ def write_outputs(out, cfg, ids, y, result, generator, cohort_dir, times):
         "cross-validation: fold i tests, fold i+1 validates (Youden threshold), the others train. "
         f"Classifiers: {c.ct_classifier} on the CT volumes (real and generated), {c.xray_classifier} on "
         "the X-ray pair (frontal + lateral). "
-        "AUC [95% CI] by DeLong on the pooled out-of-fold scores; fold AUC mean ± std over the folds; "
+        "AUC: the mean of the folds' AUCs, 95% CI by DeLong (each fold's variance, combined); ± std of the "
+        "fold AUCs; pooled AUC: all out-of-fold scores ranked together (different models' scales mixed); "
         "accuracy, specificity, sensitivity, PPV and NPV (%) with each case at its fold's Youden "
         "threshold, counts pooled over folds.\n\n"
         f"Generated CT: {generator['protocol']} generator ({generator['note']}).\n\n"
         + cls.to_markdown(records)
-        + "\nDeLong's test (pooled out-of-fold scores, two-sided):\n\n"
+        + "\nDeLong's test (fold-wise, two-sided):\n\n"
           "| comparison | AUC | difference | z | p |\n|---|---|---|---|---|\n" + "\n".join(lines) + "\n"
         + f"\nTime: {times['total_s']:.0f} s (generator {times['generator_s']:.0f} s, classifiers "
           f"{times['classifiers_s']:.0f} s).\n\n![ROC curves](roc_curves.png)\n")

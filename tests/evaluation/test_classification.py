@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from xprospect_tf.errors import ConfigError, InputError
 from xprospect_tf.evaluation import classification as cls
@@ -65,16 +66,20 @@ def test_summarize_against_brute_force(rng):
     fold = np.arange(y.size) % 3
     thresholds = [0.2, 0.5, 0.35]
     r = cls.summarize(y, s, fold, thresholds)
-    assert r["auc"] == pytest.approx(_brute_auc(y, s))
-    auc, low, high, se = roc.delong_auc_ci(y, s)
-    assert (r["auc_low"], r["auc_high"], r["auc_se"]) == (low, high, se)
+    fold_aucs = [_brute_auc(y[fold == i], s[fold == i]) for i in range(3)]
+    assert r["auc"] == pytest.approx(np.mean(fold_aucs)) and r["pooled_auc"] == pytest.approx(_brute_auc(y, s))
+    # the mean of 3 independent estimates: its variance is the sum of the folds' DeLong variances / 9
+    fold_se = [roc.delong_auc_ci(y[fold == i], s[fold == i])[3] for i in range(3)]
+    se = np.sqrt(np.sum(np.square(fold_se))) / 3
+    assert r["auc_se"] == pytest.approx(se)
+    z = 1.959964
+    assert (r["auc_low"], r["auc_high"]) == pytest.approx((r["auc"] - z * se, min(1.0, r["auc"] + z * se)))
     called = s >= np.array(thresholds)[fold]
     tp, fp = int((called & (y == 1)).sum()), int((called & (y == 0)).sum())
     tn, fn = int((~called & (y == 0)).sum()), int((~called & (y == 1)).sum())
     assert (r["tp"], r["fp"], r["tn"], r["fn"]) == (tp, fp, tn, fn)
     assert r["sensitivity"] == tp / (tp + fn) and r["specificity"] == tn / (tn + fp)
     assert r["ppv"] == tp / (tp + fp) and r["npv"] == tn / (tn + fn) and r["accuracy"] == (tp + tn) / y.size
-    fold_aucs = [_brute_auc(y[fold == i], s[fold == i]) for i in range(3)]
     assert r["fold_auc"] == pytest.approx(fold_aucs) and r["fold_auc_std"] == pytest.approx(np.std(fold_aucs))
 
 
@@ -96,6 +101,19 @@ def test_compare_is_delong_on_the_same_cases(rng):
     assert [(c["a"], c["b"]) for c in out] == list(cls.COMPARISONS)
     ref = roc.delong_test(y, scores["Generated CT"], scores["X-ray"])
     assert {k: out[0][k] for k in ref} == ref
+
+
+def test_fold_wise_comparison_averages_the_folds_differences(rng):
+    y = np.tile([0, 1], 15)
+    fold = np.arange(30) % 3
+    a, b = y * 1.5 + rng.normal(0, 1, 30), y * 0.5 + rng.normal(0, 1, 30)
+    shifted = a + fold * 10.0  # another scale per fold: fold-wise statistics do not see it
+    out = cls.compare(y, {"CT": shifted, "X-ray": b}, [("CT", "X-ray")], fold=fold)[0]
+    per_fold = [roc.delong_test(y[fold == i], a[fold == i], b[fold == i]) for i in range(3)]
+    assert out["difference"] == pytest.approx(np.mean([f["difference"] for f in per_fold]))
+    assert out["se"] == pytest.approx(np.sqrt(np.sum([f["se"] ** 2 for f in per_fold])) / 3)
+    assert out["p"] == pytest.approx(2 * stats.norm.sf(abs(out["difference"] / out["se"])))
+    assert roc.roc_auc(y, shifted) != pytest.approx(out["auc_a"])  # pooling would mix the scales
 
 
 def test_csv_and_markdown_tables_carry_the_numbers(rng):

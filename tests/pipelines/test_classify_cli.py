@@ -57,7 +57,7 @@ def test_writes_every_output(run):
                  "generator-data/manifest.json"):
         assert os.path.exists(os.path.join(run, name)), name
     text = open(os.path.join(run, "table3.md")).read()
-    assert "disjoint generator" in text and "pooled out-of-fold" in text and "DeLong" in text
+    assert "disjoint generator" in text and "mean of the folds' AUCs" in text and "DeLong" in text
     rows = [re.match(r"\| ([^|]+) \| \d\.\d{3} \[\d\.\d\d-\d\.\d\d\] \|", line) for line in text.splitlines()]
     assert [m.group(1) for m in rows if m] == ["CT", "X-ray", "Generated CT"]
 
@@ -88,10 +88,12 @@ def test_table3_numbers_recomputed_from_predictions(run):
     fold = np.array([int(p["fold"]) - 1 for p in predictions])
     scores = {name: np.array([float(p[col]) for p in predictions]) for name, col in COLUMNS.items()}
     for name, s in scores.items():
-        auc, low, high, se = roc.delong_auc_ci(y, s)
+        fold_auc = [roc.roc_auc(y[fold == k], s[fold == k]) for k in range(3)]
+        auc, low, high, se = roc.delong_auc_ci(y, s, fold=fold)
         row = table[name]
-        assert float(row["auc"]) == pytest.approx(auc) and float(row["auc_low"]) == pytest.approx(low)
-        assert float(row["auc_high"]) == pytest.approx(high)
+        assert float(row["auc"]) == pytest.approx(np.mean(fold_auc)) == pytest.approx(auc)
+        assert float(row["auc_low"]) == pytest.approx(low) and float(row["auc_high"]) == pytest.approx(high)
+        assert float(row["pooled_auc"]) == pytest.approx(roc.roc_auc(y, s))
         called = s >= np.array(info["thresholds"][name])[fold]
         tp, tn = int((called & (y == 1)).sum()), int((~called & (y == 0)).sum())
         assert (int(row["tp"]), int(row["tn"])) == (tp, tn)
@@ -100,7 +102,7 @@ def test_table3_numbers_recomputed_from_predictions(run):
         assert np.ptp(scores["Generated CT"][fold == k]) == 0
     assert info["summaries"]["Generated CT"]["fold_auc"] == [0.5, 0.5, 0.5]
     for c in delong["comparisons"]:
-        ref = roc.delong_test(y, scores[c["a"]], scores[c["b"]])
+        ref = roc.delong_test(y, scores[c["a"]], scores[c["b"]], fold=fold)
         assert c["p"] == pytest.approx(ref["p"]) and c["difference"] == pytest.approx(ref["difference"])
     assert [(c["a"], c["b"]) for c in delong["comparisons"]] == list(cls.COMPARISONS)
 

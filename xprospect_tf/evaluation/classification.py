@@ -10,10 +10,16 @@ What is ours (the text does not fix it):
 
 - fold ``i`` is the test split, fold ``i + 1`` (mod k) the validation split,
   the other ``k - 2`` folds train (:func:`cv_splits`);
-- the AUC and its DeLong CI are computed on the *pooled* out-of-fold scores
-  (every case scored once, by the model of the fold that tested it); the
-  mean ± standard deviation of the per-fold AUCs is reported beside it (the
-  paper's "±");
+- the AUC is the mean of the folds' AUCs (each fold's test cases ranked by
+  that fold's model), its 95% CI by DeLong's variance of each fold summed over
+  ``k^2`` (the folds' test cases are disjoint); the paper: "the average AUC,
+  with a 95% confidence interval, calculated across all folds using the DeLong
+  method". The standard deviation of the fold AUCs (the paper's "±") and the
+  AUC of the *pooled* out-of-fold scores are reported beside it. Pooling ranks
+  the scores of different models against each other: with uncalibrated small
+  CNNs it understates the AUC (smoke run: 0.64 pooled against 0.89 averaged
+  over folds for the real CT). DeLong's comparison of two inputs is fold-wise
+  too;
 - accuracy, specificity, sensitivity, PPV and NPV count every case at its own
   fold's threshold, pooled over folds (the sum of the folds' confusion counts).
 
@@ -117,9 +123,10 @@ def summarize(labels, scores, fold, thresholds, level=0.95):
         level: confidence level of the AUC interval.
 
     Returns:
-        dict: ``auc``, ``auc_low``, ``auc_high``, ``auc_se`` (DeLong, pooled scores),
-        ``fold_auc`` (list), ``fold_auc_mean``, ``fold_auc_std`` (population std over
-        folds), the :data:`RATES` and ``tp``, ``fp``, ``tn``, ``fn`` (each case at its
+        dict: ``auc`` (the mean of the fold AUCs), ``auc_low``, ``auc_high``, ``auc_se``
+        (DeLong per fold, combined: see the module), ``fold_auc`` (list), ``fold_auc_mean``,
+        ``fold_auc_std`` (population std over folds), ``pooled_auc`` (all out-of-fold
+        scores ranked together), the :data:`RATES` and ``tp``, ``fp``, ``tn``, ``fn`` (each case at its
         fold's threshold, pooled), ``n``.
 
     Example:
@@ -131,7 +138,7 @@ def summarize(labels, scores, fold, thresholds, level=0.95):
     y = roc._labels(labels)
     s = roc._scores(scores, y.size)
     fold = np.asarray(fold, np.int64)
-    auc, low, high, se = roc.delong_auc_ci(y, s, level)
+    auc, low, high, se = roc.delong_auc_ci(y, s, level, fold=fold)
     counts = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
     fold_auc = []
     for i, t in enumerate(thresholds):
@@ -144,13 +151,15 @@ def summarize(labels, scores, fold, thresholds, level=0.95):
     ratio = lambda a, b: a / b if b else math.nan  # noqa: E731
     return {"auc": auc, "auc_low": low, "auc_high": high, "auc_se": se, "fold_auc": fold_auc,
             "fold_auc_mean": float(np.mean(fold_auc)), "fold_auc_std": float(np.std(fold_auc)),
+            "pooled_auc": roc.roc_auc(y, s),
             "accuracy": (tp + tn) / y.size, "specificity": ratio(tn, tn + fp),
             "sensitivity": ratio(tp, tp + fn), "ppv": ratio(tp, tp + fp), "npv": ratio(tn, tn + fn),
             **counts, "n": int(y.size)}
 
 
-def compare(labels, scores, pairs=COMPARISONS):
-    """DeLong's test of each pair of inputs scored on the same cases (pooled out-of-fold scores).
+def compare(labels, scores, pairs=COMPARISONS, fold=None):
+    """DeLong's test of each pair of inputs scored on the same cases; with ``fold`` fold-wise
+    (the folds' AUC differences averaged, their variances combined as in :func:`summarize`).
 
     Returns:
         list of dicts: ``a``, ``b`` and :func:`~xprospect_tf.evaluation.roc.delong_test`'s keys.
@@ -160,7 +169,7 @@ def compare(labels, scores, pairs=COMPARISONS):
         >>> compare(y, {"A": [1, 2, 3, 4, 5, 6], "B": [1, 2, 4, 3, 5, 6]}, [("A", "B")])[0]["p"] > 0.05
         True
     """
-    return [{"a": a, "b": b, **roc.delong_test(labels, scores[a], scores[b])}
+    return [{"a": a, "b": b, **roc.delong_test(labels, scores[a], scores[b], fold=fold)}
             for a, b in pairs if a in scores and b in scores]
 
 
@@ -176,8 +185,8 @@ def table3_records(summaries):
 
     Example:
         >>> rec = table3_records({"CT": {"auc": 0.8271, "auc_low": 0.75, "auc_high": 0.92,
-        ...     "fold_auc_mean": 0.83, "fold_auc_std": 0.05, "accuracy": 0.7692, "specificity": 0.7818,
-        ...     "sensitivity": 0.7391, "ppv": 0.5862, "npv": 0.8776, "n": 10}})
+        ...     "fold_auc_mean": 0.83, "fold_auc_std": 0.05, "pooled_auc": 0.8, "accuracy": 0.7692,
+        ...     "specificity": 0.7818, "sensitivity": 0.7391, "ppv": 0.5862, "npv": 0.8776, "n": 10}})
         >>> rec[0]["AUC [95% CI]"], rec[0]["Accuracy"]
         ('0.827 [0.75-0.92]', '76.92')
     """
@@ -186,7 +195,8 @@ def table3_records(summaries):
         out.append({
             "Input": name,
             "AUC [95% CI]": f"{s['auc']:.3f} [{s['auc_low']:.2f}-{s['auc_high']:.2f}]",
-            "fold AUC mean ± std": f"{s['fold_auc_mean']:.3f} ± {s['fold_auc_std']:.3f}",
+            "± std over folds": f"{s['fold_auc_std']:.3f}",
+            "pooled AUC": f"{s['pooled_auc']:.3f}",
             "Accuracy": _percent(s["accuracy"]), "Specificity": _percent(s["specificity"]),
             "Sensitivity": _percent(s["sensitivity"]), "PPV": _percent(s["ppv"]), "NPV": _percent(s["npv"]),
             "n": str(s["n"]),
@@ -198,15 +208,18 @@ def table3_csv(summaries):
     """Table 3 as CSV text with full-precision numbers (rates as fractions in [0, 1]).
 
     Example:
-        >>> print(table3_csv({"X-ray": {"auc": 0.5, "auc_low": 0.3, "auc_high": 0.7, "auc_se": 0.1,
-        ...     "fold_auc_mean": 0.5, "fold_auc_std": 0.1, "accuracy": 0.5, "specificity": 0.5,
-        ...     "sensitivity": 0.5, "ppv": 0.5, "npv": 0.5, "tp": 1, "fp": 1, "tn": 1, "fn": 1, "n": 4}}))
-        input,auc,auc_low,auc_high,auc_se,fold_auc_mean,fold_auc_std,accuracy,specificity,sensitivity,ppv,npv,tp,fp,tn,fn,n
-        X-ray,0.5,0.3,0.7,0.1,0.5,0.1,0.5,0.5,0.5,0.5,0.5,1,1,1,1,4
-        <BLANKLINE>
+        >>> text = table3_csv({"X-ray": {"auc": 0.5, "auc_low": 0.3, "auc_high": 0.7, "auc_se": 0.1,
+        ...     "fold_auc_mean": 0.5, "fold_auc_std": 0.1, "pooled_auc": 0.4, "accuracy": 0.5,
+        ...     "specificity": 0.5, "sensitivity": 0.5, "ppv": 0.5, "npv": 0.5, "tp": 1, "fp": 1, "tn": 1,
+        ...     "fn": 1, "n": 4}})
+        >>> header, line = text.splitlines()
+        >>> header.split(",")[:9]
+        ['input', 'auc', 'auc_low', 'auc_high', 'auc_se', 'fold_auc_mean', 'fold_auc_std', 'pooled_auc', 'accuracy']
+        >>> line
+        'X-ray,0.5,0.3,0.7,0.1,0.5,0.1,0.4,0.5,0.5,0.5,0.5,0.5,1,1,1,1,4'
     """
-    columns = ["auc", "auc_low", "auc_high", "auc_se", "fold_auc_mean", "fold_auc_std", *RATES,
-               "tp", "fp", "tn", "fn", "n"]
+    columns = ["auc", "auc_low", "auc_high", "auc_se", "fold_auc_mean", "fold_auc_std", "pooled_auc",
+               *RATES, "tp", "fp", "tn", "fn", "n"]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["input", *columns])

@@ -165,7 +165,30 @@ def _delong_covariance(y, score_list):
     return v10.mean(axis=1), s10 / v10.shape[1] + s01 / v01.shape[1]
 
 
-def delong_auc_ci(labels, scores, level=0.95):
+def _fold_delong_covariance(y, score_list, fold):
+    """AUCs averaged over folds and the covariance matrix of those averages.
+
+    Each fold's AUCs and DeLong covariance come from its own test cases; the folds' cases are
+    disjoint, so their estimates are independent and ``cov(mean) = sum_f cov_f / k^2``.
+    """
+    fold = np.asarray(fold).reshape(-1)
+    if fold.size != y.size:
+        raise ConfigError(f"fold: {fold.size} values for {y.size} cases; give the fold of every case")
+    aucs, covs = [], []
+    for f in np.unique(fold):
+        mine = fold == f
+        _at_least_two_per_class(y[mine])
+        a, c = _delong_covariance(y[mine], [s[mine] for s in score_list])
+        aucs.append(a)
+        covs.append(c)
+    return np.mean(aucs, axis=0), np.sum(covs, axis=0) / len(covs) ** 2
+
+
+def _auc_covariance(y, score_list, fold):
+    return _delong_covariance(y, score_list) if fold is None else _fold_delong_covariance(y, score_list, fold)
+
+
+def delong_auc_ci(labels, scores, level=0.95, fold=None):
     """ROC AUC with DeLong's standard error and normal confidence interval.
 
     ``var = S10 / n1 + S01 / n0``, with ``S10`` and ``S01`` the sample variances
@@ -173,10 +196,17 @@ def delong_auc_ci(labels, scores, level=0.95):
     (DeLong et al. 1988); the interval ``auc -/+ z se`` is clipped to [0, 1].
     This is pROC's ``ci.auc(..., method = "delong")``.
 
+    With ``fold`` (cross-validation: each case scored by the model of the fold that tested
+    it) the AUC is the mean of the folds' AUCs and its variance the sum of the folds' DeLong
+    variances over ``k^2`` (the folds' test cases are disjoint). Scores of different folds
+    come from different models and need not share a scale, so they are never ranked
+    against each other.
+
     Args:
-        labels: 1-D array of 0/1, at least 2 cases of each class.
+        labels: 1-D array of 0/1, at least 2 cases of each class (of each fold).
         scores: 1-D array of finite scores, one per case.
         level: confidence level, in (0, 1).
+        fold: optional 1-D array, the fold of each case.
 
     Returns:
         ``(auc, low, high, se)`` as floats. A perfectly separating (or
@@ -192,14 +222,14 @@ def delong_auc_ci(labels, scores, level=0.95):
     y = _labels(labels)
     s = _scores(scores, y.size)
     _at_least_two_per_class(y)
-    aucs, cov = _delong_covariance(y, [s])
+    aucs, cov = _auc_covariance(y, [s], fold)
     auc = float(aucs[0])
     se = math.sqrt(max(float(cov[0, 0]), 0.0))
     z = stats.norm.ppf(0.5 + level / 2.0)
     return auc, float(max(0.0, auc - z * se)), float(min(1.0, auc + z * se)), se
 
 
-def delong_test(labels, scores_a, scores_b):
+def delong_test(labels, scores_a, scores_b, fold=None):
     """DeLong's test that two classifiers scored on the same cases have equal AUCs.
 
     ``z = (auc_a - auc_b) / se`` with ``se^2 = var_a + var_b - 2 cov_ab`` from
@@ -210,6 +240,8 @@ def delong_test(labels, scores_a, scores_b):
         labels: 1-D array of 0/1, at least 2 cases of each class.
         scores_a: the first classifier's scores, one per case.
         scores_b: the second classifier's scores for the same cases, same order.
+        fold: optional fold of each case: the folds' AUC differences averaged, their
+            variances summed over ``k^2`` (as in :func:`delong_auc_ci`).
 
     Returns:
         dict with ``auc_a``, ``auc_b``, ``difference`` (``auc_a - auc_b``),
@@ -226,7 +258,7 @@ def delong_test(labels, scores_a, scores_b):
     a = _scores(scores_a, y.size, "scores_a")
     b = _scores(scores_b, y.size, "scores_b")
     _at_least_two_per_class(y)
-    aucs, cov = _delong_covariance(y, [a, b])
+    aucs, cov = _auc_covariance(y, [a, b], fold)
     difference = float(aucs[0] - aucs[1])
     se = math.sqrt(max(float(cov[0, 0] + cov[1, 1] - 2.0 * cov[0, 1]), 0.0))
     if se > 0.0:
