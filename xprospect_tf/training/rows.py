@@ -67,7 +67,8 @@ def build_compiled_model(config, strategy=None, output_mean=None, steps_per_epoc
 
 def learning_rate(train, steps_per_epoch=None):
     """``train.learning_rate``, or with ``train.lr_schedule: cosine`` a Keras ``CosineDecay``
-    from it to 0 over ``train.epochs * steps_per_epoch`` steps.
+    from it to 0 over ``train.epochs * steps_per_epoch`` steps (without ``steps_per_epoch``,
+    e.g. a notebook's ``build_compiled_model(cfg)``, the constant rate, with a warning).
 
     Example:
         >>> from xprospect_tf.config import TrainConfig
@@ -77,12 +78,12 @@ def learning_rate(train, steps_per_epoch=None):
     """
     import keras
 
-    from xprospect_tf.errors import ConfigError
-
     if train.lr_schedule == "constant":
         return train.learning_rate
     if not steps_per_epoch:
-        raise ConfigError("train.lr_schedule: cosine needs the run's steps per epoch")
+        log.warning("train.lr_schedule: cosine needs the run's steps per epoch (build_compiled_model(cfg, "
+                    "steps_per_epoch=N)); using a constant learning rate of %g", train.learning_rate)
+        return train.learning_rate
     return keras.optimizers.schedules.CosineDecay(train.learning_rate, train.epochs * int(steps_per_epoch))
 
 
