@@ -42,8 +42,8 @@ def _tower(x, dims, filters, levels, name):
         x = keras.layers.BatchNormalization(name=f"{name}_norm{i}")(x)
         x = keras.layers.Activation("relu", name=f"{name}_relu{i}")(x)
         x = pool(2, name=f"{name}_pool{i}")(x)
-    pool = keras.layers.GlobalAveragePooling3D if dims == 3 else keras.layers.GlobalAveragePooling2D
-    return pool(name=f"{name}_mean")(x)
+    mean = keras.layers.GlobalAveragePooling3D if dims == 3 else keras.layers.GlobalAveragePooling2D
+    return mean(name=f"{name}_mean")(x)
 
 
 def _levels(size, levels):

@@ -123,16 +123,10 @@ def _branch(image, prefix, filters, dense_units):
     volumes = [x]
     for i in reversed(range(len(skips))):
         skip = ConnectionB(filters[i], name=f"{prefix}_connection_b_{i}")(skips[i])
-        x = _decoder_block(filters[i], f"{prefix}_decoder_{i}", [x, skip], upsampled=0)
+        # x up-sampled, concatenated with the skip, convolved; the up-sampled tensor is never made
+        x = ConvBlock(filters[i], spatial_dims=3, upsampled=0, name=f"{prefix}_decoder_{i}")([x, skip])
         volumes.append(x)
     return volumes[::-1]
-
-
-def _decoder_block(filters, name, inputs, upsampled):
-    """A decoder step: ``inputs[upsampled]`` (half resolution) 2x up-sampled, concatenated
-    in order with the other inputs, then a 3D ConvBlock, computed by the block without
-    making the up-sampled tensor (:class:`~xprospect_tf.layers.ConvBlock`'s ``upsampled``)."""
-    return ConvBlock(filters, spatial_dims=3, upsampled=upsampled, name=name)(inputs)
 
 
 def _projections(images, level):
@@ -157,7 +151,7 @@ def _fusion_decoder(coronal, sagittal, images, filters, bias_initializer):
     x = ConvBlock(filters[bottom], spatial_dims=3, name=f"fusion_{bottom}")(x)
     for i in reversed(range(bottom)):
         fused = ConnectionC(name=f"connection_c_{i}")([coronal[i], sagittal[i]])
-        x = _decoder_block(filters[i], f"fusion_{i}", [fused, x, *_projections(images, i)], upsampled=1)
+        x = ConvBlock(filters[i], spatial_dims=3, upsampled=1, name=f"fusion_{i}")([fused, x, *_projections(images, i)])
     return selu_conv(1, 3, name="ct", kernel_size=1, activation="sigmoid",
                      bias_initializer=bias_initializer, dtype=OUTPUT_DTYPE)(x)
 
