@@ -4,7 +4,7 @@ import logging
 import os
 import re
 
-from xprospect_tf.config import RunConfig, load_experiments
+from xprospect_tf.config import DIFFUSION, RunConfig, load_experiments
 from xprospect_tf.errors import InputError
 from xprospect_tf.run_folder import RunFolder
 
@@ -81,7 +81,8 @@ def ensure_dataset(data_cfg, data_dir=None, default_dir=None):
 
 def comparable(config):
     """A run's config as plain JSON data, without the settings the row does not
-    use (``style`` for rows that are not trained on styled inputs; ``classify``, which
+    use (``style`` for rows that are not trained on styled inputs, ``diffusion`` for
+    rows that are not diffusion rows; ``classify``, which
     no training reads: the classification cohort's finding settings are checked
     on its prepared datasets). A run of a
     version before validation splits reads as ``data.val_fraction = 0`` (it
@@ -95,6 +96,8 @@ def comparable(config):
     config = json.loads(json.dumps(config.to_dict() if isinstance(config, RunConfig) else config))
     if config.get("inputs") != "styled":
         config.pop("style", None)
+    if (config.get("model") or {}).get("architecture") != DIFFUSION:
+        config.pop("diffusion", None)
     config.pop("classify", None)
     if isinstance(config.get("data"), dict):
         config["data"].setdefault("val_fraction", 0.0)

@@ -57,7 +57,7 @@ def _is_table_folder(folder):
 
 
 def _run_or_reuse(cfg, args, data_dir):
-    from pipelines.train import load_results, run_row
+    from pipelines.train import ensure_regressor, load_results, run_row
     from xprospect_tf.data.prepared import read_manifest
 
     run_dir = os.path.join(args.out, slug(cfg.row))
@@ -75,7 +75,7 @@ def _run_or_reuse(cfg, args, data_dir):
         style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
     test_ids = read_manifest(data_dir).ids("test")
     return run_row(cfg, run_dir, data_dir, example_case=test_ids[0], style_time_s=style_time,
-                   replace=True, retrain=args.retrain)
+                   replace=True, retrain=args.retrain, regressor_dir=ensure_regressor(args, cfg, args.out, data_dir))
 
 
 def write_table(results, out, data_dir):

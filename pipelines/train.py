@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from pipelines.common import add_config_args, claim_run_dir, claim_run_folder, ensure_dataset, log, resolve
+from pipelines.common import add_config_args, claim_run_dir, claim_run_folder, ensure_dataset, log, resolve, slug
 from xprospect_tf.errors import ConfigError
 from xprospect_tf.files import atomic_path, write_json
 from xprospect_tf.training.strategy import STRATEGIES
@@ -64,7 +64,9 @@ def main(args):
 
             runs = ensure_styled(data_dir, cfg.style, args.out, run_eagerly=cfg.train.run_eagerly)
             style_time = sum(r.get("train_time_s") or 0.0 for r in runs.values())
-        results = run_row(cfg, args.out, data_dir, style_time_s=style_time, retrain=args.retrain)
+        regressor_dir = ensure_regressor(args, cfg, args.out, data_dir)
+        results = run_row(cfg, args.out, data_dir, style_time_s=style_time, retrain=args.retrain,
+                          regressor_dir=regressor_dir)
     s = results["summary"]
     log.info("%s: test MSE %.5f +- %.5f, PSNR %.2f dB, SSIM %.3f", cfg.row, *s["mse"], s["psnr"][0], s["ssim"][0])
     return 0
@@ -96,6 +98,31 @@ RUN_OUTPUTS = ("results.json", "model.keras", "example_prediction.npz", "history
                "best.keras.json", "last.keras", "last.keras.json", "backup", "logs", "learning_curve.png")
 
 
+def ensure_regressor(args, cfg, root, data_dir):
+    """A residual diffusion row's (``diffusion.residual_of``) regressor: the run folder of that
+    UNet row under ``root``, trained there first unless a finished run of its settings is there
+    (in a Table 1 folder: the table's own run of that row). ``None`` for every other row."""
+    from xprospect_tf.training.rows import is_baseline, is_diffusion
+
+    row = cfg.diffusion.residual_of if is_diffusion(cfg) else None
+    if row is None:
+        return None
+    try:
+        reg = resolve(args, row)
+    except ConfigError as e:
+        raise ConfigError(f"diffusion.residual_of = {row!r}: {e}") from None
+    if is_diffusion(reg) or is_baseline(reg):
+        raise ConfigError(f"diffusion.residual_of = {row!r}: name a trained UNet row (e.g. 512-ProjInj), "
+                          "not a diffusion row or a baseline")
+    run_dir = os.path.join(root, slug(row))
+    if finished_results(run_dir, reg) is None:
+        log.info("%s: training %s first in %s (diffusion.residual_of)", cfg.row, row, run_dir)
+        run_row(reg, run_dir, data_dir, replace=True)
+    else:
+        log.info("%s: residual of %s's finished run in %s", cfg.row, row, run_dir)
+    return run_dir
+
+
 def finished_results(run_dir, cfg):
     """results.json's dict when ``run_dir`` holds a finished run of ``cfg``'s settings, else None."""
     from pipelines.common import comparable
@@ -119,14 +146,16 @@ def clear_run_outputs(run_dir):
             os.remove(path)
 
 
-def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replace=False, retrain=False):
+def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replace=False, retrain=False,
+            regressor_dir=None):
     """Train (or compute the baseline of) ``cfg``'s row and evaluate it; returns results.json's dict.
 
     ``style_time_s``: for styled-input rows, the time spent training the style
     models, reported beside the reconstruction's own training time. ``replace``:
     a ``run_dir`` holding a run of other settings is deleted (else refused).
     ``retrain``: the run's previous outputs are deleted and it trains from
-    scratch (else an interrupted run resumes from its backup).
+    scratch (else an interrupted run resumes from its backup). ``regressor_dir``: a
+    residual diffusion row's trained ``diffusion.residual_of`` run (:func:`ensure_regressor`).
     """
     import keras
 
@@ -151,7 +180,7 @@ def run_row(cfg, run_dir, data_dir, example_case=None, style_time_s=None, replac
         save_model(model, run_dir)
         params = 0
     else:
-        model = fit_row(cfg, run_dir, data_dir)
+        model = fit_row(cfg, run_dir, data_dir, regressor_dir)
         params = int(model.count_params())
 
     train_time = time.perf_counter() - t0

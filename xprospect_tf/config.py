@@ -313,6 +313,11 @@ class DiffusionConfig:
     projection_injection: bool = setting(
         False, "ours: also give the denoiser the X-rays back-projected through the volume at every "
         "level (XprospeCT's ProjInj); false: the paper's conditioning, the X-ray embedding only")
+    residual_of: typing.Optional[str] = setting(
+        None, "ours (CorrDiff, Mardani et al. 2023): a UNet row of experiments.yaml whose trained "
+        "prediction is the mean the diffusion refines: the denoiser diffuses volume - that prediction "
+        "and the samples add it back (the row is trained first beside this run, or reused); null: "
+        "diffuse the volume itself (X-ray2CTPA)")
     sample_steps: int = setting(50, "DDIM steps when sampling (the paper samples with 1000 DDPM steps); "
                                 "ours", check=check_positive_int)
     eta: float = setting(0.0, "DDIM noise: 0 deterministic, 1 DDPM-like", at_least=0.0, at_most=1.0)
@@ -555,6 +560,11 @@ def check_run(config, where="config"):
         if config.model.architecture == DIFFUSION and config.train.loss != "mae":
             raise ConfigError(f"train.loss = {config.train.loss!r}: a diffusion row trains with the "
                               "paper's l1 loss; set train.loss: mae")
+        d = config.diffusion
+        if config.model.architecture == DIFFUSION and d.residual_of is not None and (d.latent or d.views != "biplanar"):
+            raise ConfigError(f"diffusion.residual_of = {d.residual_of!r}: the UNet rows read the frontal and "
+                              "lateral X-rays in pixel space; a residual diffusion needs diffusion.views: "
+                              "biplanar and diffusion.latent: false")
         if config.inputs == "styled":
             check_style_size(data.size, "data.size")
         if data.source == "phantom":

@@ -339,3 +339,44 @@ def test_the_classification_term_reaches_each_network_only_through_its_own_loss(
 
     with pytest.raises(InputError, match="label"):
         model.fit((x["frontal"], x["lateral"]), y, batch_size=4, epochs=1, verbose=0)
+
+
+def tiny_regressor(seed=0):
+    """A stand-in for a trained UNet row: both X-rays -> a volume in (0, 1)."""
+    views = {v: keras.Input((S, S, 1), name=v) for v in ("frontal", "lateral")}
+    h = keras.layers.Flatten()(keras.layers.Concatenate()(list(views.values())))
+    h = keras.layers.Dense(S**3, activation="sigmoid", kernel_initializer=keras.initializers.GlorotUniform(seed))(h)
+    return keras.Model(views, keras.layers.Reshape((S, S, S, 1))(h), name="regressor")
+
+
+def test_residual_mode_diffuses_what_the_regressor_leaves_and_adds_its_prediction_back(rng, tmp_path):
+    reg = tiny_regressor()
+    model = tiny_model(regressor=reg, prediction="v")
+    x, ct = xrays(rng, 3), rng.random((3, S, S, S, 1)).astype("float32")
+    model.fit_standardization([(x, ct)])
+    residual = (ct * 2 - 1) - (np.asarray(reg.predict_on_batch(x)) * 2 - 1)  # numpy, outside the model
+    mean = residual.mean(0)
+    np.testing.assert_allclose(np.asarray(model.data_mean), mean, atol=1e-5)
+    np.testing.assert_allclose(float(model.data_scale), 1 / np.std(residual - mean), rtol=1e-4)
+    codes = np.asarray(model.to_latent(ct * 2 - 1, model.regression(x)))
+    np.testing.assert_allclose(codes, (residual - mean) * float(model.data_scale), atol=1e-4)
+    # the regressor is frozen: not among the trained weights, unchanged by a training step, also when reloaded
+    frozen = [np.asarray(w).copy() for w in reg.weights]
+    n_trained = len(model.trainable_variables)
+    assert not {id(v) for v in reg.weights} & {id(v) for v in model.trainable_variables}
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
+    model.fit(x, ct, epochs=1, batch_size=3, verbose=0)
+    assert all(np.array_equal(a, np.asarray(w)) for a, w in zip(frozen, reg.weights))
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    assert len(again.trainable_variables) == n_trained
+    np.testing.assert_allclose(again.sample(x, seed=2), model.sample(x, seed=2), atol=1e-6)
+    # a residual scaled to nothing: every sample is the regressor's prediction
+    model.data_mean.assign(np.zeros_like(mean))
+    model.data_scale.assign(1e6)
+    np.testing.assert_allclose(model.sample(x, seed=5), np.asarray(reg.predict_on_batch(x)), atol=1e-4)
+
+
+def test_residual_mode_needs_the_regressors_views():
+    with pytest.raises(Exception, match="residual_of"):
+        tiny_model(regressor=tiny_regressor(), views=("frontal",))

@@ -138,3 +138,34 @@ def test_the_classification_term_needs_a_labelled_dataset(phantom_dataset, tmp_p
     assert main(["train", "--row", "Diffusion-Frontal", "--out", str(tmp_path / "cls"), "--data", phantom_dataset,
                  *DIFFUSION_TINY, "--set", "diffusion.classification_weight=0.08"]) == 2
     assert "--findings" in capsys.readouterr().err
+
+
+def test_a_residual_diffusion_row_trains_its_regressor_row_first_then_reuses_it(phantom_dataset, tmp_path):
+    from xprospect_tf.export import load_keras_model
+
+    out = str(tmp_path / "residual")
+    args = ["train", "--row", "Diffusion-Biplanar", "--out", out, "--data", phantom_dataset, *DIFFUSION_TINY,
+            "--set", "diffusion.residual_of=64-Dense"]
+    assert main(args) == 0
+    model = load_keras_model(os.path.join(out, "model.keras"))
+    trained = load_keras_model(os.path.join(out, "64-dense", "model.keras"))  # the regressor row's own run
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(model.regressor.weights, trained.weights))
+    paths = _pngs(tmp_path, phantom_dataset)
+    assert main(["predict", out, "--frontal", paths["ap"], "--lateral", paths["lateral"],
+                 "--out", str(tmp_path / "ct.nii.gz"), "--steps", "2"]) == 0
+    regressor_file = os.path.join(out, "64-dense", "model.keras")
+    written = os.stat(regressor_file).st_mtime_ns
+    assert main([*args, "--retrain"]) == 0  # retrains the diffusion row, reuses the finished regressor run
+    assert os.stat(regressor_file).st_mtime_ns == written
+
+
+@pytest.mark.parametrize("row, setting, message", [
+    ("Diffusion-Biplanar", "Mean volume", "a trained UNet row"),
+    ("Diffusion-Biplanar", "No-such-row", "No-such-row"),
+    ("Diffusion-Frontal", "64-Dense", "views: biplanar"),
+])
+def test_a_residual_of_that_cannot_serve_is_refused(phantom_dataset, tmp_path, capsys, row, setting, message):
+    assert main(["train", "--row", row, "--out", str(tmp_path / "r"), "--data", phantom_dataset, *DIFFUSION_TINY,
+                 "--set", f"diffusion.residual_of={setting}"]) == 2
+    err = capsys.readouterr().err
+    assert "diffusion.residual_of" in err and message in err and "Traceback" not in err

@@ -16,6 +16,7 @@ import typing
 
 import numpy as np
 
+from xprospect_tf.errors import ConfigError
 from xprospect_tf.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 MEAN_CASES = 64  # training cases averaged for the output's starting value (ours: a scalar needs few)
 
 
-def build_compiled_model(config, strategy=None, output_mean=None, steps_per_epoch=None):
+def build_compiled_model(config, strategy=None, output_mean=None, steps_per_epoch=None, regressor=None):
     """Build and compile the Keras model of a trained row.
 
     Args:
@@ -35,6 +36,7 @@ def build_compiled_model(config, strategy=None, output_mean=None, steps_per_epoc
             ``"mean"``; ``None`` starts it at 0.5.
         steps_per_epoch: the run's steps per epoch, which ``train.lr_schedule: cosine``
             needs (its decay spans ``train.epochs`` of them).
+        regressor: a diffusion row's trained ``diffusion.residual_of`` model (residual mode).
 
     Returns:
         a compiled ``keras.Model``: ``config.model`` at ``config.data.size``,
@@ -54,7 +56,7 @@ def build_compiled_model(config, strategy=None, output_mean=None, steps_per_epoc
 
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if is_diffusion(config):
-            return _compiled_diffusion_model(config, steps_per_epoch)
+            return _compiled_diffusion_model(config, steps_per_epoch, regressor)
         model = build_model(config.model, config.data.size, output_mean=output_mean)
         model.compile(
             optimizer=get_optimizer(config.train.optimizer, learning_rate(config.train, steps_per_epoch)),
@@ -87,7 +89,7 @@ def learning_rate(train, steps_per_epoch=None):
     return keras.optimizers.schedules.CosineDecay(train.learning_rate, train.epochs * int(steps_per_epoch))
 
 
-def _compiled_diffusion_model(config, steps_per_epoch=None):
+def _compiled_diffusion_model(config, steps_per_epoch=None, regressor=None):
     """A diffusion row's model, compiled: its loss is its own (``compute_loss``), the
     optimizer keeps the weights' moving average (``use_ema``), which ``fit`` copies
     into the weights when it ends."""
@@ -95,7 +97,7 @@ def _compiled_diffusion_model(config, steps_per_epoch=None):
     from xprospect_tf.training.optimizers import get_optimizer
 
     d = config.diffusion
-    model = build_diffusion_row(config)
+    model = build_diffusion_row(config, regressor)
     model.compile(
         optimizer=get_optimizer(config.train.optimizer, learning_rate(config.train, steps_per_epoch), use_ema=True,
                                 ema_momentum=d.ema_momentum, global_clipnorm=d.gradient_clip),
@@ -169,9 +171,10 @@ def build_baseline_model(config, train):
     return build_baseline(config.model.architecture, config.data.size, train)
 
 
-def fit_row(cfg, run_dir, data_dir):
+def fit_row(cfg, run_dir, data_dir, regressor_dir=None):
     """Train a row's model in ``run_dir``: ``model.fit`` with checkpoints, resume and logs
     (:func:`~xprospect_tf.training.callbacks.standard_callbacks`); writes ``run_dir/model.keras``.
+    ``regressor_dir``: a diffusion row with ``diffusion.residual_of``: the finished run of that row.
 
     The cases come as a stream of epochs whose orders depend only on
     ``(seed, epoch)``; a run resumed from its backup at epoch ``k`` starts the
@@ -202,7 +205,7 @@ def fit_row(cfg, run_dir, data_dir):
     diffusion = is_diffusion(cfg)
     output_mean = mean_voxel(data_dir) if cfg.model.output_bias == "mean" and not diffusion else None
     steps = cfg.train.steps_per_epoch or batches_per_epoch(data_dir, "train", batch, inputs=cfg.inputs)
-    model = build_compiled_model(cfg, strategy, output_mean, steps)
+    model = build_compiled_model(cfg, strategy, output_mean, steps, regressor=load_regressor(cfg, regressor_dir))
     report = tensor_size_report(model, cfg.train.batch_size)  # one replica's tensors
     log.info("%s: %s parameters, estimated training memory %.2f GiB per replica (batch %d on "
              "each of %d replica(s))", cfg.row, f"{model.count_params():,}",
@@ -221,8 +224,7 @@ def fit_row(cfg, run_dir, data_dir):
         if model.latent:
             fit_slice_autoencoder(model, cfg, data_dir)
         if model.standardize:
-            model.fit_standardization(
-                ct for _, ct in load_prepared(data_dir, "train", batch_size=16).as_numpy_iterator())
+            model.fit_standardization(load_prepared(data_dir, "train", batch_size=16).as_numpy_iterator())
     initial_epoch = backup.restore(model)
     labels = manifest.labels() if diffusion and cfg.diffusion.classification_weight else None
     fitted = False
@@ -258,6 +260,20 @@ def fit_row(cfg, run_dir, data_dir):
     with atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
         model.save(tmp)
     return model
+
+
+def load_regressor(cfg, regressor_dir):
+    """The trained model of the row a diffusion row's ``diffusion.residual_of`` names, from its run
+    folder ``regressor_dir`` (``None`` for every other row)."""
+    if not is_diffusion(cfg) or cfg.diffusion.residual_of is None:
+        return None
+    import keras
+
+    path = os.path.join(regressor_dir or "", "model.keras")
+    if regressor_dir is None or not os.path.exists(path):
+        raise ConfigError(f"diffusion.residual_of = {cfg.diffusion.residual_of!r}: no trained model at "
+                          f"{path if regressor_dir else '(no run folder given)'}; train that row first")
+    return keras.models.load_model(path)
 
 
 def validation_epochs(every, first, end):

@@ -61,12 +61,14 @@ def build_diffusion_model(size, views=("frontal", "lateral"), channels=(16, 32, 
     return DiffusionModel(encoder, denoiser, views=views, **kwargs)
 
 
-def build_diffusion_row(config):
+def build_diffusion_row(config, regressor=None):
     """The :class:`DiffusionModel` of a diffusion row's :class:`~xprospect_tf.config.RunConfig`.
 
     The denoiser's widths per level are the UNet rows' (:func:`~xprospect_tf.models.level_filters`
     of ``model.base_filters`` over ``model.levels`` down-samplings); its layers compute in
-    ``model.precision``; the rest is ``config.diffusion``.
+    ``model.precision``; the rest is ``config.diffusion``. ``regressor``: the trained model of
+    the row ``diffusion.residual_of`` names (residual mode; ``None``: none, or a
+    size-only build when that setting is given).
 
     Example:
         >>> from xprospect_tf.config import load_experiments
@@ -92,5 +94,5 @@ def build_diffusion_row(config):
             discriminator_filters=d.discriminator_filters, seed=config.train.seed,
             classification_weight=d.classification_weight, classifier_filters=d.classifier_filters,
             latent_channels=d.latent_channels if d.latent else None,
-            projection_injection=d.projection_injection,
+            projection_injection=d.projection_injection, regressor=regressor,
             name=config.row.lower().replace(" ", "_").replace("-", "_"))

@@ -24,6 +24,12 @@ DDPM's ancestral sampler; optional classifier-free guidance (training drops the
 condition with probability ``condition_dropout``; the null condition is the
 zero vector). Sampling uses the weights the optimizer's moving average
 (``use_ema``) left at the end of ``fit``.
+
+Residual mode (ours; CorrDiff, Mardani et al., 2023): with a trained, frozen
+``regressor`` (one of the UNet rows) the model diffuses the residual
+``volume - regressor(X-rays)``, standardized, and adds the regressor's
+prediction back to every sample. The regressor gives the mean anatomy that the
+X-rays determine; the diffusion adds what a mean cannot, a sample of the rest.
 """
 
 import numpy as np
@@ -80,6 +86,10 @@ class DiffusionModel(keras.Model):
             real volumes in the same step (``classifier``) and scores the denoised
             estimate through ``stop_gradient``-ed weights (``classification``).
         classifier_filters: the classifier's first width.
+        regressor: residual mode (ours): a trained Keras model from the view
+            images (dict, a subset of ``views``) to volumes in [0, 1], frozen;
+            the model diffuses ``volume - regressor(X-rays)``, standardized
+            (``standardize`` is implied). ``None``: the volume itself (X-ray2CTPA).
         latent_encoder, latent_decoder: latent mode: a 2D slice autoencoder
             (:func:`~xprospect_tf.models.diffusion.autoencoder.build_slice_autoencoder`),
             frozen here; the denoiser then works on the stacked slice latents
@@ -107,7 +117,7 @@ class DiffusionModel(keras.Model):
                  snr_shift=1.0, sample_steps=50, eta=0.0, guidance=1.0, condition_dropout=0.0,
                  perceptual_weight=0.0, adversarial_weight=0.0, discriminator_filters=16, seed=0, latent_encoder=None,
                  latent_decoder=None, classification_weight=0.0, classifier_filters=8, standardize=False,
-                 **kwargs):
+                 regressor=None, **kwargs):
         super().__init__(**kwargs)
         if prediction not in PREDICTIONS:
             raise ConfigError(f"diffusion.prediction = {prediction!r}: use one of {', '.join(PREDICTIONS)}")
@@ -142,7 +152,16 @@ class DiffusionModel(keras.Model):
             self.size = int(latent_encoder.inputs[0].shape[1])
         else:
             self.size = self.grid[0]
-        self.standardize = bool(standardize)
+        self.regressor = regressor
+        if regressor is not None:
+            reads = {t.name.split(":")[0] for t in regressor.inputs}
+            if self.latent or not reads <= set(self.views):
+                raise ConfigError(f"diffusion.residual_of: the regressor reads {', '.join(sorted(reads))}; "
+                                  f"a residual diffusion needs pixel space and all of the regressor's views "
+                                  f"among its own ({', '.join(self.views)})")
+            for layer in regressor._flatten_layers():  # a reloaded model's nested layers too
+                layer.trainable = False
+        self.standardize = bool(standardize) or regressor is not None
         if self.standardize:
             self.data_mean = self.add_weight(shape=self.grid, initializer="zeros", trainable=False,
                                              name="data_mean")
@@ -220,37 +239,57 @@ class DiffusionModel(keras.Model):
         table = ops.convert_to_tensor(self.alpha_bars.astype("float32"))
         return ops.reshape(ops.take(table, t), (-1, 1, 1, 1, 1))
 
-    def to_latent(self, x):
+    def regression(self, inputs):
+        """Residual mode: the regressor's volumes for the X-rays, in [-1, 1] (``None`` without one)."""
+        if self.regressor is None:
+            return None
+        images = self.view_images(inputs)
+        reads = [t.name.split(":")[0] for t in self.regressor.inputs]
+        return ops.cast(self.regressor({v: images[v] for v in reads}, training=False), "float32") * 2.0 - 1.0
+
+    def to_latent(self, x, mean=None):
         """Volumes in [-1, 1] -> what the denoiser works on (the scaled slice latents in latent
-        mode; standardized with ``standardize``)."""
-        z = self._unstandardized(x)
+        mode; minus ``mean``, the :meth:`regression`, in residual mode; standardized with
+        ``standardize``)."""
+        z = self._unstandardized(x, mean)
         return (z - self.data_mean) * self.data_scale if self.standardize else z
 
-    def _unstandardized(self, x):
-        return self.slice_encoder(x) * self.latent_scale if self.latent else x
+    def _unstandardized(self, x, mean=None):
+        if self.latent:
+            return self.slice_encoder(x) * self.latent_scale
+        return x if mean is None else x - mean
 
-    def from_latent(self, z):
+    def from_latent(self, z, mean=None):
         """The inverse of :meth:`to_latent` (in latent mode decoded volumes, clipped to [-1, 1])."""
         z = z / self.data_scale + self.data_mean if self.standardize else z
-        return ops.clip(self.slice_decoder(z / self.latent_scale), -1.0, 1.0) if self.latent else z
+        if self.latent:
+            return ops.clip(self.slice_decoder(z / self.latent_scale), -1.0, 1.0)
+        return z if mean is None else z + mean
 
-    def _valid_estimate(self, x0):
+    def _valid_estimate(self, x0, mean=None):
         """A denoised estimate kept inside the volumes' range: clipped to [-1, 1] in pixel space
         (latents are left as they are)."""
         if self.latent:
             return x0
         if self.standardize:
-            return self.to_latent(ops.clip(self.from_latent(x0), -1.0, 1.0))
+            return self.to_latent(ops.clip(self.from_latent(x0, mean), -1.0, 1.0), mean)
         return ops.clip(x0, -1.0, 1.0)
 
-    def fit_standardization(self, volumes):
+    def fit_standardization(self, batches):
         """Set ``standardize``'s mean and scale from training volumes.
 
         Args:
-            volumes: an iterable of ``(B, S, S, S, 1)`` numpy batches in [0, 1].
+            batches: an iterable of ``(B, S, S, S, 1)`` numpy volume batches in [0, 1],
+                or (residual mode) of ``(xrays, volumes)`` pairs, ``xrays`` as :meth:`call` takes.
         """
-        codes = np.concatenate([np.asarray(self._unstandardized(np.asarray(v, np.float32) * 2.0 - 1.0))
-                                for v in volumes])
+        codes = []
+        for batch in batches:
+            xrays, volumes = batch if isinstance(batch, tuple) else (None, batch)
+            if self.regressor is not None and xrays is None:
+                raise InputError("fit_standardization: residual mode needs (X-rays, volumes) batches")
+            mean = None if xrays is None else self.regression(xrays)
+            codes.append(np.asarray(self._unstandardized(np.asarray(volumes, np.float32) * 2.0 - 1.0, mean)))
+        codes = np.concatenate(codes)
         mean = codes.mean(axis=0)
         self.data_mean.assign(mean)
         self.data_scale.assign(1.0 / max(float(np.std(codes - mean)), 1e-6))
@@ -295,7 +334,8 @@ class DiffusionModel(keras.Model):
             raise InputError("DiffusionModel.fit needs the CT volumes as targets: fit(x=X-rays, y=volumes)")
         condition = y_pred
         pixels = ops.cast(y, "float32") * 2.0 - 1.0
-        x0 = self.to_latent(pixels)
+        mean = self.regression(x)
+        x0 = self.to_latent(pixels, mean)
         batch = ops.shape(x0)[0]
         t = keras.random.randint((batch,), 0, self.timesteps, seed=self.seed_generator)
         eps = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
@@ -317,7 +357,7 @@ class DiffusionModel(keras.Model):
         total = terms["l1"]
         if self.perceptual_weight or self.adversarial_weight or self.classification_weight:  # in pixels
             estimate = self._x0_estimate(x_t, prediction, alpha_bar)
-            x0_hat = ops.clip(self.from_latent(estimate), -1.0, 1.0)
+            x0_hat = ops.clip(self.from_latent(estimate, mean), -1.0, 1.0)
         if self.perceptual_weight:
             from xprospect_tf.evaluation.features import perceptual_loss
 
@@ -392,6 +432,8 @@ class DiffusionModel(keras.Model):
         condition = _infer(self.encoder, images)
         projection = self.projections(images)
         projection = None if projection is None else np.asarray(projection, dtype=np.float32)
+        mean = self.regression(images)
+        mean = None if mean is None else np.asarray(mean, dtype=np.float32)
         steps = self.sample_steps if steps is None else int(steps)
         eta = self.eta if eta is None else float(eta)
         guidance = self.guidance if guidance is None else float(guidance)
@@ -405,11 +447,11 @@ class DiffusionModel(keras.Model):
             prediction = self._predict(x, t, condition, guidance, projection)
             s, n = np.sqrt(a_t[i]), np.sqrt(1.0 - a_t[i])
             x0 = s * x - n * prediction if self.prediction == "v" else (x - n * prediction) / s
-            x0 = np.asarray(self._valid_estimate(x0), dtype=np.float32)
+            x0 = np.asarray(self._valid_estimate(x0, mean), dtype=np.float32)
             eps = (x - s * x0) / n
             x = (np.sqrt(a_prev[i]) * x0 + np.sqrt(max(1.0 - a_prev[i] - sigma[i] ** 2, 0.0)) * eps
                  + sigma[i] * rng.standard_normal(shape)).astype(np.float32)
-        x = np.asarray(self.from_latent(x), dtype=np.float32)
+        x = np.asarray(self.from_latent(x, mean), dtype=np.float32)
         return ((np.clip(x, -1.0, 1.0) + 1.0) / 2.0).astype(np.float32)
 
     def ddim(self, inputs, noise, steps=None):
@@ -432,6 +474,7 @@ class DiffusionModel(keras.Model):
         images = self.view_images(inputs)
         condition = self.encoder(images, training=False)
         projection = self.projections(images)
+        mean = self.regression(images)
         noise = ops.cast(noise, "float32")
         ones = ops.ones_like(noise[:, 0, 0, 0, 0])
         null = ops.zeros_like(condition)
@@ -444,11 +487,11 @@ class DiffusionModel(keras.Model):
                 prediction = uncond + self.guidance * (prediction - uncond)
             signal, noise_ = ops.sqrt(a), ops.sqrt(1.0 - a)
             x0 = signal * x - noise_ * prediction if self.prediction == "v" else (x - noise_ * prediction) / signal
-            x0 = self._valid_estimate(x0)
+            x0 = self._valid_estimate(x0, mean)
             eps = (x - signal * x0) / noise_
             return ops.sqrt(p) * x0 + ops.sqrt(1.0 - p) * eps
 
-        x = self.from_latent(ops.fori_loop(0, len(visited), step, noise))
+        x = self.from_latent(ops.fori_loop(0, len(visited), step, noise), mean)
         return (ops.clip(x, -1.0, 1.0) + 1.0) / 2.0
 
     # -- configuration ------------------------------------------------------------
@@ -466,6 +509,7 @@ class DiffusionModel(keras.Model):
             "discriminator_filters": self.discriminator_filters, "seed": self.seed,
             "classification_weight": self.classification_weight, "classifier_filters": self.classifier_filters,
             "standardize": self.standardize,
+            "regressor": (keras.saving.serialize_keras_object(self.regressor) if self.regressor is not None else None),
             "latent_encoder": (keras.saving.serialize_keras_object(self.latent_encoder) if self.latent else None),
             "latent_decoder": (keras.saving.serialize_keras_object(self.latent_decoder) if self.latent else None),
         }
@@ -473,7 +517,7 @@ class DiffusionModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("encoder", "denoiser", "latent_encoder", "latent_decoder"):
+        for key in ("encoder", "denoiser", "latent_encoder", "latent_decoder", "regressor"):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
