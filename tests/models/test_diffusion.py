@@ -371,6 +371,8 @@ def test_residual_mode_diffuses_what_the_regressor_leaves_and_adds_its_predictio
     again = keras.models.load_model(tmp_path / "m.keras")
     assert len(again.trainable_variables) == n_trained
     np.testing.assert_allclose(again.sample(x, seed=2), model.sample(x, seed=2), atol=1e-6)
+    noise = rng.standard_normal((3, S, S, S, 1)).astype("float32")  # the traced sampler the export serves
+    np.testing.assert_allclose(np.asarray(model.ddim(x, noise)), model.sample(x, eta=0.0, noise=noise), atol=1e-4)
     # a residual scaled to nothing: every sample is the regressor's prediction
     model.data_mean.assign(np.zeros_like(mean))
     model.data_scale.assign(1e6)
