@@ -75,7 +75,8 @@ assert keras.backend.backend() == "jax"
 cfg = load_experiments().resolve("Diffusion-Biplanar", "smoke", [
     "size=16", "base_filters=2", "embed_dim=8", "encoder_filters=2", "discriminator_filters=2",
     "diffusion.timesteps=20", "diffusion.sample_steps=3"])
-model = build_compiled_model(cfg)  # AdamW with use_ema, l1 + perceptual + adversarial
+regressor = build_compiled_model(load_experiments().resolve("512-ProjInj", "smoke", ["size=16", "base_filters=2"]))
+model = build_compiled_model(cfg, regressor=regressor)  # residual mode; AdamW with use_ema, l1 + perceptual + adversarial
 rng = np.random.default_rng(0)
 x = (rng.random((2, 16, 16, 1), dtype=np.float32), rng.random((2, 16, 16, 1), dtype=np.float32))
 y = rng.random((2, 16, 16, 16, 1), dtype=np.float32)
@@ -86,6 +87,7 @@ a = model.sample(x, seed=1)
 model.save(sys.argv[1])
 b = keras.models.load_model(sys.argv[1]).sample(x, seed=1)
 assert np.allclose(a, b, atol=1e-6) and a.shape == (2, 16, 16, 16, 1)
+assert not {id(v) for v in regressor.weights} & {id(v) for v in model.trainable_variables}
 print("diffusion ok")
 """
 

@@ -125,7 +125,8 @@ def test_a_latent_mode_run_trains_its_autoencoder_first_and_predicts(phantom_dat
 
     out = str(tmp_path / "latent")
     assert main(["train", "--row", "Diffusion-Biplanar", "--out", out, "--data", phantom_dataset, *DIFFUSION_TINY,
-                 "--set", "diffusion.latent=true", "--set", "diffusion.autoencoder_epochs=2"]) == 0
+                 "--set", "diffusion.latent=true", "--set", "diffusion.autoencoder_epochs=2",
+                 "--set", "diffusion.residual_of=null"]) == 0  # residual mode is pixel space only
     model = load_keras_model(os.path.join(out, "model.keras"))
     assert model.latent and model.grid == (16, 2, 2, 4) and float(model.latent_scale) != 1.0
     paths = _pngs(tmp_path, phantom_dataset)
