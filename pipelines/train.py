@@ -114,6 +114,9 @@ def ensure_regressor(args, cfg, root, data_dir):
     if is_diffusion(reg) or is_baseline(reg):
         raise ConfigError(f"diffusion.residual_of = {row!r}: name a trained UNet row (e.g. 512-ProjInj), "
                           "not a diffusion row or a baseline")
+    if reg.inputs != cfg.inputs:
+        raise ConfigError(f"diffusion.residual_of = {row!r}: that row reads {reg.inputs!r} X-rays, "
+                          f"{cfg.row} reads {cfg.inputs!r}; name a row with the same inputs")
     run_dir = os.path.join(root, slug(row))
     if finished_results(run_dir, reg) is None:
         log.info("%s: training %s first in %s (diffusion.residual_of)", cfg.row, row, run_dir)

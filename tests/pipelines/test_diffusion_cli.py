@@ -163,6 +163,7 @@ def test_a_residual_diffusion_row_trains_its_regressor_row_first_then_reuses_it(
 @pytest.mark.parametrize("row, setting, message", [
     ("Diffusion-Biplanar", "Mean volume", "a trained UNet row"),
     ("Diffusion-Biplanar", "No-such-row", "No-such-row"),
+    ("Diffusion-Biplanar", "64-Dense-Styled-Inputs", "same inputs"),
     ("Diffusion-Frontal", "64-Dense", "views: biplanar"),
 ])
 def test_a_residual_of_that_cannot_serve_is_refused(phantom_dataset, tmp_path, capsys, row, setting, message):
