@@ -185,7 +185,8 @@ def measure_model(cfg, mode, steps, seed=0):
         ``train_flops_factor`` = 3 forward passes), the host memory once the model is
         built (RSS before the first step) and at its peak (max RSS)
         and accelerator memory (``None`` where the backend reports none), and the
-        tensor-size guard's training-memory estimate.
+        tensor-size guard's estimates: the tensors of a train step and the process's
+        peak in ``mode`` (:meth:`~xprospect_tf.training.guard.SizeReport.process_peak_bytes`).
     """
     import keras
 
@@ -213,6 +214,7 @@ def measure_model(cfg, mode, steps, seed=0):
     first = _timed(step)[1]
     times = [_timed(step)[1] for _ in range(steps)]
     gflops = forward_flops(network) / 1e9
+    report = tensor_size_report(model, batch)
     factor = TRAIN_FLOPS_FACTOR if mode == "train" else 1
     median = float(np.median(times))
     return {
@@ -245,7 +247,8 @@ def measure_model(cfg, mode, steps, seed=0):
         "rss_built_gib": round(built_rss / 2**30, 3),
         "peak_rss_gib": round(_peak_rss_bytes() / 2**30, 3),
         "peak_accelerator_gib": _gib(_peak_accelerator_bytes()),
-        "guard_training_gib": round(tensor_size_report(model, batch).training_bytes / 2**30, 3),
+        "guard_training_gib": round(report.training_bytes / 2**30, 3),
+        "guard_peak_gib": round(report.process_peak_bytes(mode) / 2**30, 3),
     }
 
 

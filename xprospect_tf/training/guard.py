@@ -35,12 +35,13 @@ RUNTIME_BASELINE_BYTES = round(0.679 * 2**30)
 nothing: 0.679 GiB, TensorFlow 2.21 (CPU) and Keras 3.15 (``benchmarks/scaling.py``,
 ``"mode": "baseline"``). A GPU build maps its CUDA libraries too: measure it there."""
 
-RUNTIME_BYTES_PER_LAYER = {"train": 7 * 2**20, "predict": round(1.6 * 2**20)}
+RUNTIME_BYTES_PER_LAYER = {"train": round(7.2 * 2**20), "predict": round(1.5 * 2**20)}
 """Resident memory per model layer that the runtime holds once a step has run, tensors
 apart: the traced function (graph, gradient and optimizer ops for ``train``), its
 optimized copy and oneDNN's compiled kernels. Measured on the 512-Dense row at
-base_filters 2 (tensors of a few MiB) at 16^3, 32^3 and 64^3 (``benchmarks/scaling.py run
---runtime``): (peak RSS - baseline - the tensors counted here) / layers."""
+base_filters 2 (tensors of a few MiB) at 16^3, 32^3 and 64^3, float32 and mixed_bfloat16
+(``benchmarks/scaling.py run --runtime``): (peak RSS - baseline - the tensors counted here)
+/ layers, 6.6-8.7 MiB for a train step and 1.3-1.7 MiB for predict; the means."""
 
 
 def describe_limit(limit=INT32_LIMIT):
