@@ -182,9 +182,11 @@ def measure_model(cfg, mode, steps, seed=0):
         compiling each weight initializer), the warm-up step's time
         (tracing/compilation, ``trace_compile_s``), the
         median/min/max step time, volumes/s, achieved GFLOP/s (train steps count
-        ``train_flops_factor`` = 3 forward passes), the peak host memory (max RSS)
+        ``train_flops_factor`` = 3 forward passes), the host memory once the model is
+        built (RSS before the first step) and at its peak (max RSS)
         and accelerator memory (``None`` where the backend reports none), and the
-        tensor-size guard's training-memory estimate.
+        tensor-size guard's estimates: the tensors of a train step and the process's
+        peak in ``mode`` (:meth:`~xprospect_tf.training.guard.SizeReport.process_peak_bytes`).
     """
     import keras
 
@@ -197,6 +199,7 @@ def measure_model(cfg, mode, steps, seed=0):
         raise ConfigError(f"row {cfg.row!r} is a baseline computed without a trained model: nothing to "
                           "bench; use a trained row (e.g. 512-Dense, 512-ProjInj, Diffusion-Frontal)")
     model, build_s = _timed(build_compiled_model, cfg, steps_per_epoch=cfg.train.steps_per_epoch or 1)
+    built_rss = _current_rss_bytes()
     diffusion = is_diffusion(cfg)
     network = model.denoiser if diffusion else model  # what --predict calls and the FLOPs count
     batch, size = cfg.train.batch_size, cfg.data.size
@@ -211,6 +214,7 @@ def measure_model(cfg, mode, steps, seed=0):
     first = _timed(step)[1]
     times = [_timed(step)[1] for _ in range(steps)]
     gflops = forward_flops(network) / 1e9
+    report = tensor_size_report(model, batch)
     factor = TRAIN_FLOPS_FACTOR if mode == "train" else 1
     median = float(np.median(times))
     return {
@@ -240,9 +244,11 @@ def measure_model(cfg, mode, steps, seed=0):
         "step_s_max": round(max(times), 4),
         "volumes_per_s": round(batch / median, 4),
         "achieved_gflop_s": round(gflops * factor * batch / median, 3),
+        "rss_built_gib": round(built_rss / 2**30, 3),
         "peak_rss_gib": round(_peak_rss_bytes() / 2**30, 3),
         "peak_accelerator_gib": _gib(_peak_accelerator_bytes()),
-        "guard_training_gib": round(tensor_size_report(model, batch).training_bytes / 2**30, 3),
+        "guard_training_gib": round(report.training_bytes / 2**30, 3),
+        "guard_peak_gib": round(report.process_peak_bytes(mode) / 2**30, 3),
     }
 
 
@@ -254,6 +260,15 @@ def _peak_rss_bytes():
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _current_rss_bytes():
+    """The process's resident memory now (``VmRSS`` of ``/proc/self/status``; 0 where there is none)."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration):
+        return 0
 
 
 def _backend_version():
@@ -326,19 +341,29 @@ def register_train(sub):
 def run_train_bench(args):
     """``bench model --train`` per size, each in a fresh process so its peak memory (max RSS) is its own;
     prints each size's JSON line (or its error)."""
+    failed = 0
+    for size in args.size:
+        options = ["--train", "--preset", "paper", "--row", args.row, "--size", str(size),
+                   "--batch", str(args.batch_size), "--steps", str(args.steps)]
+        if args.base_filters is not None:
+            options += ["--base-filters", str(args.base_filters)]
+        line, error = bench_in_fresh_process(options)
+        if error:
+            failed += 1
+            print(f"size {size}: failed: {error}")
+        else:
+            print(line, flush=True)
+    return 1 if failed else 0
+
+
+def bench_in_fresh_process(options):
+    """``xprospect bench model`` with ``options`` (a list of strings) in a fresh process, so its
+    peak memory is its own: ``(JSON line, None)``, or ``(None, its last line of stderr)``."""
     import subprocess
     import sys
 
-    failed = 0
-    for size in args.size:
-        cmd = [sys.executable, "-m", "pipelines", "bench", "model", "--train", "--preset", "paper",
-               "--row", args.row, "--size", str(size), "--batch", str(args.batch_size), "--steps", str(args.steps)]
-        if args.base_filters is not None:
-            cmd += ["--base-filters", str(args.base_filters)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode:
-            failed += 1
-            print(f"size {size}: failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
-        else:
-            print(out.stdout.strip(), flush=True)
-    return 1 if failed else 0
+    out = subprocess.run([sys.executable, "-m", "pipelines", "bench", "model", *options],
+                         capture_output=True, text=True)
+    if out.returncode:
+        return None, (out.stderr.strip().splitlines() or ["?"])[-1]
+    return out.stdout.strip(), None

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from xprospect_tf.errors import TensorSizeError
+from xprospect_tf.errors import ConfigError, TensorSizeError
 from xprospect_tf.training import guard
 
 
@@ -39,8 +39,6 @@ def test_report_counts_match_keras_and_numpy():
     assert report.activation_elements == expected_acts
     assert report.largest.name == "dense"  # kernel 128 x 512 = 65536 > 3 * 1024
     assert report.largest.largest_tensor == 128 * 512
-    w = model.count_params()
-    assert report.training_bytes == 4 * (4 * w + expected_acts)
     text = report.format(top=3)
     assert text.splitlines()[3].startswith("dense")
     assert "estimated training memory" in text
@@ -121,3 +119,81 @@ def test_largest_batch_of_the_reconstruction_model_matches_its_widest_tensor(siz
     assert f"the largest batch size that fits is {expected:,}" in msg
     assert "2,147,483,647 (2^31-1) elements per tensor" in msg and '"2^32 parameters per layer"' in msg
     assert f"largest batch size that fits: {expected:,}" in report.format()
+
+
+# -- the memory estimate, against counts made here from numpy shapes -------------------------------
+
+
+def _nbytes(*shape, dtype=np.float32):
+    return int(np.prod(shape)) * np.dtype(dtype).itemsize
+
+
+def _chain(dtype=None):
+    """input (8, 8, 1) -> c1: Conv2D 4 + SELU -> c2: Conv2D 2 (``dtype``: c2's policy)."""
+    x = keras.Input((8, 8, 1), name="x")
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="selu", name="c1")(x)
+    y = keras.layers.Conv2D(2, 3, padding="same", name="c2", dtype=dtype)(h)
+    return keras.Model(x, y)
+
+
+def test_training_and_inference_bytes_of_a_chain_counted_by_hand():
+    b = 3
+    report = guard.tensor_size_report(_chain(), b)
+    weights = _nbytes(3 * 3 * 1 * 4 + 4) + _nbytes(3 * 3 * 4 * 2 + 2)  # float32 kernels and biases
+    x, h, y = _nbytes(b, 8, 8, 1), _nbytes(b, 8, 8, 4), _nbytes(b, 8, 8, 2)
+    kept = x + h + y  # c1's input, c1's activation output (c2's input), c2's output
+    gradients = max(x + h, h + y)  # one layer's input and output gradients: c2's
+    assert report.weight_bytes == weights
+    assert report.training_bytes == weights * (1 + 2) + kept + gradients  # Adam: 2 slots per weight
+    assert report.inference_bytes == weights + max(x, x + h, h + y)
+    sgd = guard.tensor_size_report(_chain(), b, optimizer_slots=0)
+    assert sgd.training_bytes == weights + kept + gradients
+    assert report.process_peak_bytes("train", baseline=100, per_layer=10) == 100 + 10 * 3 + report.training_bytes
+    assert report.process_peak_bytes("predict", baseline=0, per_layer=0) == report.inference_bytes
+    assert report.process_peak_bytes("train") > guard.RUNTIME_BASELINE_BYTES + report.training_bytes
+    with pytest.raises(ConfigError, match="mode = 'fit'"):
+        report.process_peak_bytes("fit")
+
+
+def test_mixed_bfloat16_activations_take_2_bytes_and_weights_stay_float32():
+    from xprospect_tf.training.precision import precision_scope
+
+    b = 2
+    with precision_scope("mixed_bfloat16"):
+        model = _chain(dtype="float32")  # c2 ends the model in float32, as the reconstruction model's ct
+    rows = {r.name: r for r in guard.tensor_size_report(model, b).layers}
+    bf16 = np.dtype("float16")  # 2 bytes, as bfloat16 (numpy has no bfloat16)
+    assert rows["c1"].weight_bytes == _nbytes(3 * 3 * 1 * 4 + 4)  # float32 variables
+    assert rows["c1"].weight_cast_bytes == _nbytes(3 * 3 * 1 * 4 + 4, dtype=bf16)  # the cast the gradient reads
+    assert rows["c1"].cast_bytes == _nbytes(b, 8, 8, 1, dtype=bf16)  # float32 input cast to bfloat16
+    assert rows["c1"].output_bytes == _nbytes(b, 8, 8, 4, dtype=bf16)
+    assert rows["c2"].weight_cast_bytes == 0
+    assert rows["c2"].cast_bytes == _nbytes(b, 8, 8, 4)  # bfloat16 input cast back to float32
+    assert rows["c2"].output_bytes == _nbytes(b, 8, 8, 2)
+    assert rows["c2"].kept_bytes == _nbytes(b, 8, 8, 4) + _nbytes(b, 8, 8, 2)
+
+
+def test_skip_connections_are_alive_across_the_layers_between():
+    x = keras.Input((8, 8, 1), name="x")
+    a = keras.layers.Conv2D(3, 3, padding="same", name="a")(x)
+    b = keras.layers.Conv2D(5, 3, padding="same", name="b")(a)
+    c = keras.layers.Conv2D(2, 3, padding="same", name="c")(b)
+    out = keras.layers.Concatenate(name="cat")([a, c])
+    rows = {r.name: r for r in guard.tensor_size_report(keras.Model(x, out), 1).layers}
+    assert rows["b"].alive_bytes == 0  # a is b's input
+    assert rows["c"].alive_bytes == _nbytes(1, 8, 8, 3)  # a waits for cat across c
+    assert rows["cat"].alive_bytes == 0
+    assert rows["c"].forward_bytes == _nbytes(1, 8, 8, 3) + _nbytes(1, 8, 8, 5) + _nbytes(1, 8, 8, 2)
+
+
+def test_summed_terms_of_an_upsampled_block_are_not_kept():
+    from xprospect_tf.layers.blocks import ConvBlock
+
+    low, skip = keras.Input((8, 8, 8, 2)), keras.Input((16, 16, 16, 1))
+    out = ConvBlock(2, spatial_dims=3, upsampled=0, name="up")([low, skip])
+    row = next(r for r in guard.tensor_size_report(keras.Model([low, skip], out), 2).layers if r.name == "up")
+    full = _nbytes(2, 16, 16, 16, 2)
+    assert row.internal_bytes == 3 * full  # first convolution's output; its transposed and skip terms
+    assert row.transient_bytes == 2 * full
+    assert row.kept_bytes == 2 * full  # the two convolutions' outputs
+    assert row.input_bytes == _nbytes(2, 8, 8, 8, 2) + _nbytes(2, 16, 16, 16, 1)

@@ -271,6 +271,15 @@ class ConvBlock(keras.layers.Layer):
             shapes.append(full[0][:-1] + (sum(s[-1] for s in full),))
         return shapes + [self.compute_output_shape(input_shape)] * min(2, len(full) + 1)
 
+    def transient_output_shapes(self, input_shape):
+        """Of :meth:`internal_output_shapes`, those freed inside ``call`` (for the guard's
+        memory estimate): the first convolution's two summed terms, which back-propagation
+        does not keep (the gradient of a sum reads neither term)."""
+        if not self.transposes(input_shape):
+            return []
+        full = len(input_shape) - 1
+        return [self.compute_output_shape(input_shape)] * min(2, full + 1)
+
     def flops(self):
         """Forward FLOPs of one sample (``2 * MACs``), as computed: with ``upsampled``, the
         first convolution's low-resolution channels cost 2^d taps per output voxel instead

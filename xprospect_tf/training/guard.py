@@ -10,18 +10,38 @@ At 128^3 and beyond, a decoder activation of shape ``(batch, S, S, S, filters)``
 reaches it quickly. This module walks a built Keras model, multiplies every
 activation by the batch size, reports the offenders by name and computes the
 largest batch size that fits.
+
+It also estimates memory (ours, issue #11): the tensors alive at the peak of a
+train or predict step (:attr:`SizeReport.training_bytes`,
+:attr:`SizeReport.inference_bytes`) and a whole process's peak
+(:meth:`SizeReport.process_peak_bytes`), ``docs/benchmarks.md`` has the model
+and its check against measured peaks.
 """
 
 import dataclasses
 import logging
 import math
+import re
 
 from xprospect_tf.checks import INT32_LIMIT
 from xprospect_tf.errors import ConfigError, TensorSizeError
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_ELEMENT = 4  # float32
+BYTES_PER_ELEMENT = 4  # float32: the variables' dtype under every precision
+
+RUNTIME_BASELINE_BYTES = round(0.679 * 2**30)
+"""Resident memory of a process that imported TensorFlow, Keras and this package and built
+nothing: 0.679 GiB, TensorFlow 2.21 (CPU) and Keras 3.15 (``benchmarks/scaling.py``,
+``"mode": "baseline"``). A GPU build maps its CUDA libraries too: measure it there."""
+
+RUNTIME_BYTES_PER_LAYER = {"train": round(7.2 * 2**20), "predict": round(1.5 * 2**20)}
+"""Resident memory per model layer that the runtime holds once a step has run, tensors
+apart: the traced function (graph, gradient and optimizer ops for ``train``), its
+optimized copy and oneDNN's compiled kernels. Measured on the 512-Dense row at
+base_filters 2 (tensors of a few MiB) at 16^3, 32^3 and 64^3, float32 and mixed_bfloat16
+(``benchmarks/scaling.py run --runtime``): (peak RSS - baseline - the tensors counted here)
+/ layers, 6.6-8.7 MiB for a train step and 1.3-1.7 MiB for predict; the means."""
 
 
 def describe_limit(limit=INT32_LIMIT):
@@ -50,10 +70,39 @@ class LayerSize:
     largest_activation: int  # largest single tensor, batch included
     weight_elements: int
     largest_weight: int  # largest single weight tensor
+    # bytes, batch included, in each tensor's dtype (bfloat16 activations under mixed_bfloat16):
+    output_bytes: int = 0  # its outputs
+    internal_bytes: int = 0  # tensors made inside ``call`` (``internal_output_shapes``)
+    transient_bytes: int = 0  # of those, the ones freed inside ``call`` (``transient_output_shapes``)
+    cast_bytes: int = 0  # its inputs cast to its compute dtype (mixed precision)
+    input_bytes: int = 0  # its inputs, as earlier layers made them
+    alive_bytes: int = 0  # tensors of earlier layers, not its inputs, that a later layer reads
+    weight_bytes: int = 0  # in the variables' dtype
+    weight_cast_bytes: int = 0  # its weights cast to its compute dtype (mixed precision), else 0
 
     @property
     def largest_tensor(self):
         return max(self.largest_activation, self.largest_weight)
+
+    @property
+    def kept_bytes(self):
+        """What back-propagation keeps of this layer until its gradient has run: its outputs
+        (each is the input of a convolution, whose weight gradient reads it, or the output
+        of an activation, whose gradient reads it), its input casts and its internal
+        tensors but the transient ones."""
+        return self.output_bytes + self.cast_bytes + self.internal_bytes - self.transient_bytes
+
+    @property
+    def forward_bytes(self):
+        """Alive while it runs forward: its inputs, their casts, its internal tensors and
+        outputs, and the tensors made earlier that later layers read (skip connections)."""
+        return self.alive_bytes + self.input_bytes + self.cast_bytes + self.internal_bytes + self.output_bytes
+
+    @property
+    def backward_bytes(self):
+        """Alive besides the kept tensors while its gradient runs: the gradients with respect
+        to its outputs and to its inputs."""
+        return self.output_bytes + self.input_bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,19 +133,55 @@ class SizeReport:
         return max(self.layers, key=lambda r: r.largest_tensor)
 
     @property
-    def training_bytes(self):
-        """Estimated training memory in bytes (float32), an order-of-magnitude guide.
+    def weight_bytes(self):
+        return sum(r.weight_bytes for r in self.layers)
 
-        ``4 * (W * (2 + slots) + A)``: the weights ``W``, their gradients, the
-        optimizer's slot variables (2 per weight for Adam/Nadam), and every
-        layer's output activations ``A`` (batch included), all kept for
-        back-propagation. It ignores temporary buffers of individual kernels
-        (cuDNN workspaces, padded copies) and framework overhead, so real peaks
-        are higher; it also ignores activation re-use by the runtime, so simple
-        chains may need less.
+    @property
+    def training_bytes(self):
+        """Tensors alive at the peak of a train step, in bytes (each in its dtype).
+
+        The weights and the optimizer's slot variables (``optimizer_slots`` per
+        weight, float32 like the weights under every precision), the weights cast
+        to the compute dtype (mixed precision: the convolutions' gradients read
+        the casts), and the larger of: every layer's :attr:`~LayerSize.kept_bytes`
+        (what back-propagation keeps) plus the largest
+        :attr:`~LayerSize.backward_bytes` (the gradients of one layer's outputs and
+        inputs), alive when back-propagation starts; or the weights' gradients,
+        all alive when it ends, once each kept tensor has been freed after its
+        gradient ran. Temporary buffers of single kernels (cuDNN workspaces,
+        oneDNN's reordered copies) are not counted. :meth:`process_peak_bytes`
+        adds the runtime.
         """
-        w = self.weight_elements
-        return BYTES_PER_ELEMENT * (w * (2 + self.optimizer_slots) + self.activation_elements)
+        state = self.weight_bytes * (1 + self.optimizer_slots) + sum(r.weight_cast_bytes for r in self.layers)
+        backward = sum(r.kept_bytes for r in self.layers) + max(r.backward_bytes for r in self.layers)
+        return state + max(backward, self.weight_bytes)
+
+    @property
+    def inference_bytes(self):
+        """Tensors alive at the peak of a forward pass (predict), in bytes: the weights and
+        the largest :attr:`~LayerSize.forward_bytes` (a layer's inputs, internal tensors
+        and outputs, and the skip connections alive across it); every other tensor is
+        freed once its last reader has run."""
+        return self.weight_bytes + max(r.forward_bytes for r in self.layers)
+
+    def process_peak_bytes(self, mode="train", baseline=RUNTIME_BASELINE_BYTES, per_layer=None):
+        """Estimated peak resident memory of a process that runs this model's ``mode`` step.
+
+        ``baseline`` (the process with TensorFlow and Keras imported) + ``per_layer``
+        x the layers (the traced step function and its compiled kernels) + the tensors
+        (:attr:`training_bytes` or :attr:`inference_bytes`). The defaults are TensorFlow
+        2.21 on a CPU (:data:`RUNTIME_BASELINE_BYTES`, :data:`RUNTIME_BYTES_PER_LAYER`).
+
+        Args:
+            mode: ``"train"`` or ``"predict"``.
+            baseline: bytes of the runtime before any model is built.
+            per_layer: runtime bytes per layer (``None``: ``RUNTIME_BYTES_PER_LAYER[mode]``).
+        """
+        if mode not in RUNTIME_BYTES_PER_LAYER:
+            raise ConfigError(f"mode = {mode!r}: use one of {', '.join(RUNTIME_BYTES_PER_LAYER)}")
+        per_layer = RUNTIME_BYTES_PER_LAYER[mode] if per_layer is None else per_layer
+        tensors = self.training_bytes if mode == "train" else self.inference_bytes
+        return baseline + per_layer * len(self.layers) + tensors
 
     @property
     def largest_per_sample(self):
@@ -186,8 +271,10 @@ class SizeReport:
             "-" * len(header),
             f"largest tensor: {largest.largest_tensor:,} elements in layer {largest.name!r}",
             f"total weights: {self.weight_elements:,}; total activations: {self.activation_elements:,}",
-            f"estimated training memory: {self.training_bytes / 2**30:.2f} GiB "
-            f"(float32; weights, gradients, {self.optimizer_slots} optimizer slots, activations)",
+            f"estimated training memory: {self.training_bytes / 2**30:.2f} GiB of tensors (weights, "
+            f"gradients, {self.optimizer_slots} optimizer slots, kept activations, one layer's gradients); "
+            f"process peak {self.process_peak_bytes('train') / 2**30:.2f} GiB with the runtime "
+            f"(TensorFlow on a CPU; predict: {self.process_peak_bytes('predict') / 2**30:.2f} GiB)",
             *self.limit_lines(limit),
         ]
         return "\n".join(lines)
@@ -225,9 +312,10 @@ def _output_shapes(layer, batch_size):
     return tuple(shapes) + _internal_shapes(layer, batch_size)
 
 
-def _internal_shapes(layer, batch_size):
-    """Tensors a composite layer makes inside ``call`` (its ``internal_output_shapes``)."""
-    internal = getattr(layer, "internal_output_shapes", None)
+def _internal_shapes(layer, batch_size, method="internal_output_shapes"):
+    """Tensors a composite layer makes inside ``call`` (its ``internal_output_shapes``), or of
+    those the ones it frees inside ``call`` (``method="transient_output_shapes"``)."""
+    internal = getattr(layer, method, None)
     if internal is None:
         return ()
     import keras
@@ -239,10 +327,39 @@ def _internal_shapes(layer, batch_size):
     return tuple((batch_size,) + tuple(s)[1:] for s in internal(input_shape))
 
 
-def _layer_size(layer, batch_size):
+def itemsize(dtype):
+    """Bytes per element of a dtype name.
+
+    Example:
+        >>> itemsize("bfloat16"), itemsize("float32"), itemsize("int64"), itemsize("bool")
+        (2, 4, 8, 1)
+    """
+    bits = re.search(r"(\d+)$", str(dtype))
+    return int(bits.group(1)) // 8 if bits else 1
+
+
+def _tensors(layer, attribute):
+    """The tensors of ``layer.input`` or ``layer.output``; none for an unbuilt or shared layer."""
+    import keras
+
+    try:
+        return keras.tree.flatten(getattr(layer, attribute))
+    except (AttributeError, ValueError):
+        return []
+
+
+def _bytes(tensor, batch_size):
+    return batch_size * math.prod(tensor.shape[1:]) * itemsize(tensor.dtype)
+
+
+def _layer_size(layer, batch_size, alive_bytes=0):
     shapes = _output_shapes(layer, batch_size)
     activations = [math.prod(s) for s in shapes]
     weights = [math.prod(w.shape) for w in layer.weights]
+    compute = getattr(layer, "compute_dtype", None) or "float32"
+    per_element = itemsize(compute)
+    inputs = _tensors(layer, "input")
+    cast = [t for t in inputs if "float" in str(t.dtype) and str(t.dtype) != compute]
     return LayerSize(
         name=layer.name,
         class_name=type(layer).__name__,
@@ -251,7 +368,33 @@ def _layer_size(layer, batch_size):
         largest_activation=max(activations, default=0),
         weight_elements=sum(weights),
         largest_weight=max(weights, default=0),
+        output_bytes=sum(_bytes(t, batch_size) for t in _tensors(layer, "output")),
+        internal_bytes=per_element * sum(math.prod(s) for s in _internal_shapes(layer, batch_size)),
+        transient_bytes=per_element * sum(
+            math.prod(s) for s in _internal_shapes(layer, batch_size, "transient_output_shapes")),
+        cast_bytes=per_element * sum(batch_size * math.prod(t.shape[1:]) for t in cast),
+        input_bytes=sum(_bytes(t, batch_size) for t in inputs),
+        alive_bytes=alive_bytes,
+        weight_bytes=sum(math.prod(w.shape) * itemsize(w.dtype) for w in layer.weights),
+        weight_cast_bytes=sum(math.prod(w.shape) * (per_element if "float" in str(w.dtype) and
+                                                    str(w.dtype) != compute else 0) for w in layer.weights),
     )
+
+
+def _alive_bytes(layers, batch_size):
+    """Per layer, in order: bytes of the tensors made by earlier layers, not read by this one,
+    that a later one reads (alive across it: a UNet's skip connections)."""
+    last_read = {}
+    for i, layer in enumerate(layers):
+        for t in _tensors(layer, "input"):
+            last_read[id(t)] = i
+    alive, across = {}, []
+    for i, layer in enumerate(layers):
+        inputs = {id(t) for t in _tensors(layer, "input")}
+        across.append(sum(b for key, b in alive.items() if key not in inputs))
+        alive.update((id(t), _bytes(t, batch_size)) for t in _tensors(layer, "output"))
+        alive = {key: b for key, b in alive.items() if last_read.get(key, -1) > i}
+    return across
 
 
 def tensor_size_report(model, batch_size, optimizer_slots=2):
@@ -281,7 +424,9 @@ def tensor_size_report(model, batch_size, optimizer_slots=2):
     """
     if int(batch_size) < 1:
         raise ConfigError(f"train.batch_size: must be at least 1, got {batch_size}")
-    layers = tuple(_layer_size(layer, int(batch_size)) for layer in _leaf_layers(model))
+    leaves = list(_leaf_layers(model))
+    alive = _alive_bytes(leaves, int(batch_size))
+    layers = tuple(_layer_size(layer, int(batch_size), a) for layer, a in zip(leaves, alive))
     if not layers:
         raise ConfigError("tensor_size_report: the model has no layers; build it first")
     return SizeReport(batch_size=int(batch_size), layers=layers, optimizer_slots=optimizer_slots)
