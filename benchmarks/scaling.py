@@ -1,9 +1,10 @@
 """Memory and step time against size, batch, precision and mode (issue #11): measure, then report.
 
-    python benchmarks/scaling.py run docs/benchmarks/scaling-2026-11-22.jsonl
+    python benchmarks/scaling.py run docs/benchmarks/scaling-loaded-2026-11-22.jsonl
+    python benchmarks/scaling.py run docs/benchmarks/scaling-quiet-2026-11-22.jsonl --rows 512-Dense --precisions float32
     python benchmarks/scaling.py run --runtime docs/benchmarks/runtime-2026-11-22.jsonl
-    python benchmarks/scaling.py report docs/benchmarks/scaling-2026-11-22.jsonl \\
-        docs/benchmarks/runtime-2026-11-22.jsonl --plot docs/scaling.png
+    python benchmarks/scaling.py report docs/benchmarks/scaling-loaded-2026-11-22.jsonl \\
+        docs/benchmarks/scaling-quiet-2026-11-22.jsonl docs/benchmarks/runtime-2026-11-22.jsonl --plot docs/scaling.png
 
 ``run`` appends one ``xprospect bench model`` JSON line per case, each a fresh process
 (``pipelines.bench.bench_in_fresh_process``), and first the peak RSS of a process that
@@ -26,9 +27,8 @@ SIZES = (32, 64, 128)
 BATCHES = (1, 2)
 PRECISIONS = ("float32", "mixed_bfloat16")
 MODES = ("train", "predict")
-EXTRA = [  # 256^3: predict only (a train step needs more than the machine's 24 GiB, see the report)
-    ("512-Dense", 256, 1, "float32", "predict"),
-    ("512-Dense", 256, 1, "mixed_bfloat16", "predict"),
+EXTRA = [  # 256^3, 512-Dense, batch 1 (a float32 train step peaks at ~16 GiB: the machine needs 24)
+    ("512-Dense", 256, 1, precision, mode) for mode in MODES for precision in PRECISIONS
 ]
 RUNTIME_CASES = [  # base_filters 2: the framework's own cost per layer, the tensors being tiny
     ("512-Dense", size, 1, precision, mode, 2)
@@ -56,14 +56,17 @@ def steps_at(size):
     return 3 if size <= 64 else 2 if size <= 128 else 1
 
 
-def run(path, runtime=False):
-    """Measure every case (``runtime``: the base_filters-2 cases), appending JSON lines to ``path``."""
+def run(path, runtime=False, rows=ROWS, precisions=PRECISIONS):
+    """Measure every case (``runtime``: the base_filters-2 cases) of ``rows`` and ``precisions``,
+    appending JSON lines to ``path``."""
     from pipelines.bench import bench_in_fresh_process
 
     if not runtime:
         baseline = subprocess.run([sys.executable, "-c", BASELINE], capture_output=True, text=True, check=True)
         _append(path, baseline.stdout.strip())
     for row, size, batch, precision, mode, *base_filters in RUNTIME_CASES if runtime else cases():
+        if row not in rows or precision not in precisions:
+            continue
         options = [f"--{mode}", "--row", row, "--preset", "paper", "--size", str(size), "--batch", str(batch),
                    "--precision", precision, "--steps", str(steps_at(size))]
         line, error = bench_in_fresh_process(options + [f"--base-filters={f}" for f in base_filters])
@@ -85,12 +88,14 @@ def main(argv=None):
     p = sub.add_parser("run", help="measure every case, appending JSON lines")
     p.add_argument("jsonl")
     p.add_argument("--runtime", action="store_true", help="the base_filters-2 cases instead")
+    p.add_argument("--rows", nargs="+", choices=ROWS, default=ROWS, help="only these rows")
+    p.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=PRECISIONS, help="only these")
     p = sub.add_parser("report", help="Markdown tables and the plot from the JSON lines")
     p.add_argument("jsonl", nargs="+")
     p.add_argument("--plot", default=None, help="PNG to draw (default: none)")
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.jsonl, args.runtime)
+        return run(args.jsonl, args.runtime, args.rows, args.precisions)
     return report(args.jsonl, args.plot)
 
 
@@ -100,13 +105,20 @@ def report(paths, plot=None):
 
     lines = [json.loads(line) for path in paths for line in open(path, encoding="utf-8") if line.strip()]
     baseline = next(r for r in lines if r["mode"] == "baseline")
-    runs = [r for r in lines if r["mode"] != "baseline" and "error" not in r]
+    latest = {}  # a case measured again (a later line, e.g. a quieter re-run) replaces the earlier line
+    for r in lines:
+        if r["mode"] != "baseline" and "error" not in r:
+            latest[(r["row"], r["size"], r["batch"], r["precision"], r["mode"], r["base_filters"])] = r
+    runs = list(latest.values())
     for r in runs:
         size_report = guard.tensor_size_report(_model(r["row"], r["size"], r["precision"], r["base_filters"]),
                                                r["batch"])
         r["layers"] = len(size_report.layers)
         r["tensors_gib"] = (size_report.training_bytes if r["mode"] == "train" else size_report.inference_bytes) / GIB
         r["estimate_gib"] = size_report.process_peak_bytes(r["mode"]) / GIB
+        # the guard's figure before issue #11: 4 bytes x (weights, gradients, slots, every layer output)
+        r["old_gib"] = 4 * (size_report.weight_elements * (2 + size_report.optimizer_slots)
+                            + size_report.activation_elements) / GIB
     print(f"baseline (built nothing): {baseline['peak_rss_gib']:.3f} GiB; guard.RUNTIME_BASELINE_BYTES "
           f"{guard.RUNTIME_BASELINE_BYTES / GIB:.3f} GiB\n")
     print(_runtime_table([r for r in runs if r["base_filters"] == 2], baseline["peak_rss_gib"]))
@@ -157,12 +169,12 @@ def _runtime_table(runs, baseline_gib):
 
 def _estimate_table(runs):
     rows = ["| row | size | batch | precision | mode | measured peak RSS GiB | estimate GiB | estimate / measured "
-            "| old guard_training_gib | set |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "| previous guard figure GiB | set |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         used = "model" if r["size"] <= 64 else "held out"
         rows.append(f"| {r['row']} | {r['size']}^3 | {r['batch']} | {r['precision']} | {r['mode']} | "
                     f"{r['peak_rss_gib']:.2f} | {r['estimate_gib']:.2f} | {r['estimate_gib'] / r['peak_rss_gib']:.2f} | "
-                    f"{r['guard_training_gib']:.2f} | {used} |")
+                    f"{r['old_gib']:.2f} | {used} |")
     for used, test in (("32^3 and 64^3", lambda r: r["size"] <= 64), ("128^3 and up", lambda r: r["size"] > 64)):
         ratios = [r["estimate_gib"] / r["peak_rss_gib"] for r in runs if test(r)]
         if ratios:
@@ -227,7 +239,7 @@ def _plot(runs, path):
         xs = [32, 256]
         left.plot(xs, [ref[0]["step_s_median"] * (x / 64) ** 3 for x in xs], color="grey", lw=0.8,
                   label="size^3 through 64^3 train")
-    for ax, title in ((left, "step time, s (loaded 2-core CPU)"), (right, "peak host memory (RSS), GiB")):
+    for ax, title in ((left, "step time, s (2-core CPU)"), (right, "peak host memory (RSS), GiB")):
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xticks([32, 64, 128, 256], ["32^3", "64^3", "128^3", "256^3"])
