@@ -59,6 +59,12 @@ def test_precedence_defaults_row_preset_override(exp):
     assert over.model == base.model
 
 
+def test_exponent_notation_without_a_dot_is_a_number(exp):
+    # YAML 1.1 (PyYAML) reads 1e-3 as a string; the number fields take it as 0.001
+    cfg = exp.resolve("64-Dense", "smoke", ["train.learning_rate=1e-3", "style.learning_rate=2E-4"])
+    assert cfg.train.learning_rate == 0.001 and cfg.style.learning_rate == 0.0002
+
+
 def test_round_trip_through_dict(exp):
     cfg = exp.resolve("512-ProjInj", "smoke")
     assert RunConfig.from_dict(cfg.to_dict()) == cfg
@@ -70,6 +76,8 @@ def test_round_trip_through_dict(exp):
     "item, fragment",
     [
         ("size=abc", "data.size = 'abc' is not a valid integer"),
+        ("train.learning_rate=1e-3x", "train.learning_rate = '1e-3x' is not a valid number"),
+        ("train.learning_rate=nan", "train.learning_rate = nan: use a finite number"),
         ("nope=1", "unknown setting 'nope'"),
         ("loss=l1", "train.loss = 'l1' is not one of mse, mae"),
         ("window=[900, -100]", "low < high"),

@@ -830,6 +830,11 @@ def _of_type(tp, name, value):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
     elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 (PyYAML) reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise bad from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad
         value = float(value)

@@ -71,3 +71,22 @@ def test_mixed_float16_compiles_with_loss_scaling():
 def test_an_unknown_precision_is_refused_naming_the_setting():
     with pytest.raises(ConfigError, match="model.precision = 'float16' is not one of float32, mixed_bfloat16"):
         load_experiments().resolve("64-Dense", "smoke", ["model.precision=float16"])
+
+
+def test_a_reloaded_mixed_bfloat16_model_still_computes_in_bfloat16(tmp_path):
+    # Composite layers (ConvBlock, Connection-A/B) make their sublayers in __init__: once
+    # reloaded, outside the build's precision scope, they must take the layer's own policy,
+    # not Keras' float32 default. At 32^3 Connection-B takes its summed 2D path (depth >= 16),
+    # which failed outright with mixed dtypes ("Input 'filter' of 'Conv2D' Op has type
+    # bfloat16 that does not match type float32").
+    size = 32
+    model = build_model(ModelConfig(dense_units=8, base_filters=2, precision="mixed_bfloat16"), size)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    convs = {c.path: c.compute_dtype for c in _convs(loaded)}
+    assert convs == {c.path: c.compute_dtype for c in _convs(model)}
+    assert {d for p, d in convs.items() if not p.startswith("ct")} == {"bfloat16"}
+    rng = np.random.default_rng(0)
+    x = {k: rng.random((1, size, size, 1), dtype=np.float32) for k in ("frontal", "lateral")}
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))

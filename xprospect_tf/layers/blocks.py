@@ -199,9 +199,10 @@ class ConvBlock(keras.layers.Layer):
         self.dropout = dropout
         self.upsampled = upsampled
         self.conv_layers = [
-            selu_conv(filters, spatial_dims, name=f"conv_{i}") for i in range(convs)
+            selu_conv(filters, spatial_dims, name=f"conv_{i}", dtype=self.dtype_policy) for i in range(convs)
         ]
-        self.dropout_layer = keras.layers.AlphaDropout(dropout, name="dropout") if dropout else None
+        self.dropout_layer = (keras.layers.AlphaDropout(dropout, name="dropout", dtype=self.dtype_policy)
+                              if dropout else None)
 
     def concatenated_shape(self, input_shape):
         """The shape of the tensor the first convolution reads: with ``upsampled``, the inputs

@@ -37,16 +37,17 @@ class ConnectionA(keras.layers.Layer):
         self.dense_units = dense_units
         self.grid_size = grid_size
         self.filters = filters
-        self.flatten = keras.layers.Flatten(name="flatten")
+        policy = self.dtype_policy  # the sublayers compute as this layer does, also once reloaded
+        self.flatten = keras.layers.Flatten(name="flatten", dtype=policy)
         self.bottleneck = keras.layers.Dense(
             dense_units, activation=ACTIVATION, kernel_initializer=KERNEL_INITIALIZER,
-            name="bottleneck",
+            name="bottleneck", dtype=policy,
         )
         self.expand = keras.layers.Dense(
             grid_size**3 * filters, activation=ACTIVATION,
-            kernel_initializer=KERNEL_INITIALIZER, name="expand",
+            kernel_initializer=KERNEL_INITIALIZER, name="expand", dtype=policy,
         )
-        self.reshape = keras.layers.Reshape((grid_size,) * 3 + (filters,), name="reshape")
+        self.reshape = keras.layers.Reshape((grid_size,) * 3 + (filters,), name="reshape", dtype=policy)
 
     def build(self, input_shape):
         flat = (input_shape[0], math.prod(input_shape[1:]))

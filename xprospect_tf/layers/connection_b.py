@@ -84,8 +84,8 @@ class ConnectionB(keras.layers.Layer):
         super().__init__(**kwargs)
         self.filters = filters
         self.depth = depth
-        self.match = selu_conv(filters, 2, name="match", kernel_size=1)
-        self.mix = selu_conv(filters, 3, name="mix")
+        self.match = selu_conv(filters, 2, name="match", kernel_size=1, dtype=self.dtype_policy)
+        self.mix = selu_conv(filters, 3, name="mix", dtype=self.dtype_policy)
 
     def _depth(self, input_shape):
         return self.depth if self.depth is not None else input_shape[2]
