@@ -56,7 +56,7 @@ def _nodule_seed():
 
 
 @pytest.mark.parametrize("key", sorted(BEFORE))
-def test_defaults_are_bit_identical_to_before(key):
+def test_defaults_match_the_code_before_the_change(key):
     size, seed, findings = key
     _assert_matches_before(*chest_phantom(size=size, seed=seed, findings=findings), key)
 
